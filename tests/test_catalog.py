@@ -1,0 +1,82 @@
+"""The model list: local models always, models.toml entries with keys by name."""
+
+import pytest
+
+from workbench import catalog
+from workbench.errors import ModelUnavailableError, ValidationError
+
+TOML = """
+[[model]]
+id = "openai/gpt-4o-mini"
+api_key_env = "WB_TEST_KEY"
+
+[[model]]
+id = "openai/my-proxy-model"
+api_base = "http://127.0.0.1:9/v1"
+input_price_per_million = 1.5
+output_price_per_million = 3
+max_concurrency = 2
+"""
+
+
+@pytest.fixture
+def models_file(tmp_path, monkeypatch):
+    path = tmp_path / "models.toml"
+    path.write_text(TOML)
+    monkeypatch.setenv("WORKBENCH_MODELS", str(path))
+    monkeypatch.delenv("WB_TEST_KEY", raising=False)
+    return path
+
+
+def test_local_models_are_always_listed_first(models_file):
+    ids = [m.id for m in catalog.list_models()]
+    assert ids[:2] == ["local/smollm2-135m-instruct", "local/gemma-3-270m"]
+    local = catalog.get_model("local/gemma-3-270m")
+    assert local.available and not local.chat and local.max_concurrency == 1
+
+
+def test_cloud_model_needs_its_key(models_file, monkeypatch):
+    entry = catalog.get_model("openai/gpt-4o-mini")
+    assert not entry.available and entry.unavailable_reason == "needs WB_TEST_KEY"
+    with pytest.raises(ModelUnavailableError, match="WB_TEST_KEY"):
+        catalog.require_callable("openai/gpt-4o-mini")
+    monkeypatch.setenv("WB_TEST_KEY", "sk-test-secret")
+    assert catalog.require_callable("openai/gpt-4o-mini").available
+    assert "sk-test-secret" not in str(entry.public_dict())
+
+
+def test_prices_concurrency_and_api_base(models_file):
+    entry = catalog.get_model("openai/my-proxy-model")
+    assert entry.available  # an api_base without a key env needs no key
+    assert (entry.input_price_per_million, entry.output_price_per_million) == (1.5, 3.0)
+    assert entry.max_concurrency == 2
+
+
+def test_unknown_ids(models_file):
+    assert catalog.get_model("anthropic/claude-x").api_key_env == "ANTHROPIC_API_KEY"
+    assert catalog.get_model("ollama/llama3").available
+    with pytest.raises(ModelUnavailableError, match="Unknown local model"):
+        catalog.get_model("local/nope")
+
+
+def test_keys_in_the_file_are_refused(tmp_path, monkeypatch):
+    path = tmp_path / "m.toml"
+    path.write_text('[[model]]\nid = "openai/x"\napi_key = "sk-oops"\n')
+    monkeypatch.setenv("WORKBENCH_MODELS", str(path))
+    with pytest.raises(ValidationError, match="api_key_env"):
+        catalog.list_models()
+
+
+def test_malformed_toml_is_reported(tmp_path, monkeypatch):
+    path = tmp_path / "m.toml"
+    path.write_text("[[model]\nid=")
+    monkeypatch.setenv("WORKBENCH_MODELS", str(path))
+    with pytest.raises(ValidationError, match="not valid TOML"):
+        catalog.list_models()
+
+
+def test_bundled_models_file_parses():
+    from workbench import config
+
+    entries = catalog.load_models_file(config.PROJECT_ROOT / "data" / "models.toml")
+    assert entries and all(e.api_key_env for e in entries)

