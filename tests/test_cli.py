@@ -35,7 +35,8 @@ def test_help_is_fast_and_imports_nothing_heavy():
             sys.executable,
             "-c",
             "import sys, workbench.cli as c; c.build_parser(); "
-            "print(sorted(m for m in ('litellm', 'dspy', 'streamlit', 'sqlmodel', 'llama_cpp') if m in sys.modules))",
+            "heavy = ('litellm', 'dspy', 'streamlit', 'sqlmodel', 'llama_cpp'); "
+            "print(sorted(m for m in heavy if m in sys.modules))",
         ],
         cwd=ROOT,
         capture_output=True,
@@ -51,9 +52,9 @@ def test_every_command_has_help_text():
         for action in parser._actions:
             if action.__class__.__name__ == "_SubParsersAction":
                 for choice in action._choices_actions:
-                    assert choice.help, f"{' '.join(path + [choice.dest])} has no help"
+                    assert choice.help, f"{' '.join([*path, choice.dest])} has no help"
                 for name, sub in action.choices.items():
-                    walk(sub, path + [name])
+                    walk(sub, [*path, name])
             elif action.dest != "help":
                 assert action.help, f"{' '.join(path)} {action.option_strings or action.dest} has no help"
 

@@ -1,6 +1,7 @@
 """Real generations from the embedded GGUF models through LiteLLM (no key, no network)."""
 
 import asyncio
+
 import pytest
 
 from workbench import local_llm

@@ -14,8 +14,7 @@ from workbench.errors import ProviderError, WorkbenchError
 @st.cache_resource(show_spinner="Preparing the database ...")
 def _migrated(url: str) -> str:
     """Run the migrations once per process and database URL (the app upgrades on start)."""
-    from workbench.db import migrate
-    from workbench.db import session_scope
+    from workbench.db import migrate, session_scope
     from workbench.examples import load_examples
 
     revision = migrate(url)
