@@ -48,7 +48,7 @@ def simulate(true_scores: dict[str, float], n_votes: int, seed: int) -> list[Vot
 
 
 def fisher_se_of_differences(votes: list[Vote], true_scores: dict[str, float], ref: str) -> dict[str, float]:
-    """Asymptotic standard error (Elo points) of score_i - score_ref, from the Fisher information at the truth."""
+    """Asymptotic standard error (Elo points) of score_i - score_ref, from the Fisher information."""
     names = list(true_scores)
     idx = {n: k for k, n in enumerate(names)}
     theta = np.array([true_scores[n] for n in names]) * LN10 / 400
@@ -86,7 +86,10 @@ def test_fit_recovers_true_order_and_scores():
         assert scores[name] == pytest.approx(true, abs=40)  # ~3 standard errors at 2000 votes
     board = leaderboard(votes)
     assert list(board["entry"]) == list(TRUE_SCORES)
-    assert list(board["rank"]) == [1, 2, 3, 4, 5]  # 50+ points apart with ~800 votes each: separable
+    # CI-aware ranks never invert the order; neighbours 50 points apart may share a rank (marginal
+    # intervals are about +-22 points here), but the ends are clearly separated.
+    assert board["rank"].is_monotonic_increasing
+    assert board.loc[0, "rank"] == 1 and board.loc[4, "rank"] == 5
     assert_no_nan(board)
 
 
@@ -221,7 +224,7 @@ def test_ci_rank_separated_and_indistinguishable():
 
 def test_ci_rank_counts_only_entries_wholly_above():
     ci = {"a": (1100.0, 1200.0), "b": (1050.0, 1150.0), "c": (900.0, 1060.0), "d": (800.0, 950.0)}
-    # c: only a's low (1100) is above c's high (1060); d: a, b and c (900 > 950? no) -> a, b.
+    # c: only a's low (1100) is above c's high (1060); d: a and b (c's low 900 is not above 950).
     assert ci_rank(ci) == {"a": 1, "b": 1, "c": 2, "d": 3}
 
 
@@ -242,7 +245,7 @@ def test_elo_k4_by_hand():
     e_x = 1.0 / (1.0 + 10.0 ** ((1000 - x) / 400))
     x, z = x + 4 * (0.5 - e_x), z - 4 * (0.5 - e_x)
     assert got == pytest.approx({"x": x, "y": y, "z": z}, abs=1e-12)
-    assert x == pytest.approx(1000.0 + 0.0115, abs=0.001) and y == pytest.approx(1000.023, abs=0.001)
+    assert x == pytest.approx(999.977, abs=1e-3) and y == pytest.approx(1000.023, abs=1e-3)
     assert sum(got.values()) == pytest.approx(3000.0)  # Elo is zero-sum
 
 
@@ -282,8 +285,10 @@ def test_position_bias_without_votes_is_none_not_nan():
 
 
 def _rated(pair_id: str, rater: str, verdict: str, *, swapped: bool = False) -> Vote:
-    return Vote("m2", "m1", verdict, rater=rater, pair_id=pair_id) if swapped else Vote(
-        "m1", "m2", verdict, rater=rater, pair_id=pair_id
+    return (
+        Vote("m2", "m1", verdict, rater=rater, pair_id=pair_id)
+        if swapped
+        else Vote("m1", "m2", verdict, rater=rater, pair_id=pair_id)
     )
 
 

@@ -430,6 +430,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="Print JSON (all rows).")
     c.set_defaults(func=cmd_dataset_show)
     ds.set_defaults(func=lambda a: _help(ds))
+
+    from workbench import cli_sweep
+
+    cli_sweep.add_commands(sub)
     return p
 
 
@@ -443,6 +447,10 @@ def main(argv: list[str] | None = None) -> int:
     from workbench import config
 
     config.apply_offline_env()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # "sweep show ID" / "sweep list" read naturally; argparse wants them as their own commands.
+    if len(argv) >= 2 and argv[0] == "sweep" and argv[1] in ("show", "list"):
+        argv = [f"sweep-{argv[1]}", *argv[2:]]
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

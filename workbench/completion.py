@@ -100,6 +100,7 @@ def classify_exception(exc: BaseException) -> ProviderError:
     lower = message.lower()
     retry_after = _retry_after(exc)
     request_id = _request_id_of_error(exc)
+    chain = list(_exception_chain(exc))
     if "contextwindowexceeded" in name.lower() or (
         status in (400, 413)
         and ("context length" in lower or "context window" in lower or "maximum context" in lower)
@@ -115,6 +116,15 @@ def classify_exception(exc: BaseException) -> ProviderError:
             status_code=status or 408,
             request_id=request_id,
         )
+    dropped = {"ReadError", "RemoteProtocolError", "ClientPayloadError", "ServerDisconnectedError"}
+    if any(type(e).__name__ in dropped for e in chain):
+        return ProviderError(
+            f"The connection dropped in the middle of the response: {_short(message)}",
+            kind="connection",
+            transient=True,
+            status_code=status,
+            request_id=request_id,
+        )
     if "APIConnectionError" in name or "connection error" in lower or "connecterror" in lower:
         return ProviderError(
             f"Could not connect to the provider: {_short(message)}",
@@ -124,7 +134,7 @@ def classify_exception(exc: BaseException) -> ProviderError:
             retry_after=retry_after,
             request_id=request_id,
         )
-    if isinstance(exc, json.JSONDecodeError) or ("json" in lower and "decode" in lower):
+    if any(isinstance(e, json.JSONDecodeError) for e in chain) or ("json" in lower and "decode" in lower):
         return ProviderError(
             f"Malformed response from the provider: {_short(message)}",
             kind="malformed",
@@ -169,6 +179,16 @@ def classify_exception(exc: BaseException) -> ProviderError:
         status_code=status,
         request_id=request_id,
     )
+
+
+def _exception_chain(exc: BaseException | None):
+    # LiteLLM wraps provider errors without `raise ... from`, so the root cause (a JSON decode
+    # error of a malformed body, a dropped connection) is only reachable through __context__.
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
 
 
 def _fatal_message(status: int, message: str) -> str:

@@ -315,6 +315,12 @@ def version_counts(session: Session) -> dict[int, int]:
     return {pid: n for pid, n in session.exec(stmt)}
 
 
+def resolve_name(session: Session, version: PromptVersion) -> str:
+    """'name@N' for a version."""
+    prompt = session.get(Prompt, version.prompt_id)
+    return f"{prompt.name}@{version.number}"
+
+
 def render_version(
     version: PromptVersion, variables: dict[str, Any], *, context: str = ""
 ) -> list[dict[str, str]]:

@@ -1,0 +1,518 @@
+"""The sweep executor: claims pending cells, calls models with bounded concurrency, retries
+transient errors, and writes results in batches as they complete.
+
+One executor runs in one event loop. Database work runs in threads (`asyncio.to_thread`) so the
+loop keeps calling providers while results are written. Several executors (processes, machines)
+can work on one sweep: cells are handed out by `claims.claim`, never twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, insert, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from workbench import catalog
+from workbench.catalog import ModelEntry
+from workbench.completion import CompletionResult, acomplete
+from workbench.db import get_engine
+from workbench.errors import ProviderError, WorkbenchError
+from workbench.models import Example, Run, Score, Sweep, utcnow
+from workbench.sweeps import claims
+from workbench.sweeps.plan import SweepSpec, spec_of
+from workbench.sweeps.retry import RetryPolicy
+from workbench.sweeps.scoring import ScoringConfig, judge_messages, parse_judge, score_output
+
+log = logging.getLogger(__name__)
+AUTH_KINDS = {"auth"}
+CONSECUTIVE_AUTH_FAILURES_TO_OPEN = 3
+
+
+@dataclass
+class ExecutorOptions:
+    """How an executor behaves; the sweep's own spec supplies concurrency, stream and timeout."""
+
+    worker_id: str = field(default_factory=claims.new_worker_id)
+    retry: RetryPolicy | None = None  # None: from the sweep's max_attempts
+    flush_interval: float = 0.2
+    flush_batch: int = 200
+    cancel_poll: float = 0.5
+    concurrency: int | None = None  # override the sweep's
+    rng: random.Random = field(default_factory=random.Random)
+
+
+@dataclass
+class ExecutionReport:
+    """What one executor did."""
+
+    sweep_id: int
+    called: int = 0
+    done: int = 0
+    failed: int = 0
+    cancelled: bool = False
+    provider_requests: int = 0
+    seconds: float = 0.0
+    circuit_open: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Circuit:
+    successes: int = 0
+    consecutive_auth: int = 0
+    open_reason: str | None = None
+
+
+class SweepExecutor:
+    """Runs the pending cells of one sweep until none are left or it is cancelled."""
+
+    def __init__(
+        self,
+        sweep_id: int,
+        options: ExecutorOptions | None = None,
+        *,
+        engine: Engine | None = None,
+        on_progress: Callable[[ExecutionReport], None] | None = None,
+    ):
+        self.sweep_id = sweep_id
+        self.options = options or ExecutorOptions()
+        self.engine = engine or get_engine()
+        self.on_progress = on_progress
+        self.report = ExecutionReport(sweep_id)
+        self._pending_writes: list[dict[str, Any]] = []
+        self._pending_scores: list[dict[str, Any]] = []
+        self._cancel = asyncio.Event()
+        self._circuits: dict[str, _Circuit] = {}
+        self._entries: dict[str, ModelEntry] = {}
+        self._model_sems: dict[str, asyncio.Semaphore] = {}
+        self._expected: dict[int, str | None] = {}
+        self._inputs: dict[int, dict] = {}
+
+    # -- database helpers (run in threads) ------------------------------------------------------
+
+    def _load(self) -> tuple[SweepSpec, bool]:
+        with Session(self.engine, expire_on_commit=False) as s:
+            sweep = s.get(Sweep, self.sweep_id)
+            if sweep is None:
+                raise WorkbenchError(f"No sweep with id {self.sweep_id}.")
+            spec = spec_of(sweep)
+            if sweep.cancel_requested:
+                return spec, True
+            if sweep.status in ("pending", "done", "failed", "cancelled"):
+                sweep.status = "running"
+                sweep.started_at = sweep.started_at or utcnow()
+                sweep.finished_at = None
+                s.add(sweep)
+            if sweep.config.get("dataset_id"):
+                for ex in s.exec(select(Example).where(Example.dataset_id == sweep.config["dataset_id"])):
+                    self._expected[ex.id] = ex.expected
+                    self._inputs[ex.id] = ex.inputs
+            s.commit()
+            return spec, False
+
+    def _cancel_requested(self) -> bool:
+        with Session(self.engine) as s:
+            return bool(s.exec(select(Sweep.cancel_requested).where(Sweep.id == self.sweep_id)).first())
+
+    def _flush(self, writes: list[dict[str, Any]], scores: list[dict[str, Any]]) -> None:
+        if not writes and not scores:
+            return
+        with Session(self.engine) as s:
+            if writes:
+                # Only a cell this executor still holds is written: a cancel that already marked it
+                # cancelled wins, and a cell re-claimed elsewhere after a lease expiry is not clobbered.
+                for w in writes:
+                    s.execute(
+                        update(Run)
+                        .where(
+                            Run.id == w["id"],
+                            Run.status == "running",
+                            Run.claimed_by == self.options.worker_id,
+                        )
+                        .values(**{k: v for k, v in w.items() if k != "id"})
+                    )
+            if scores:
+                s.execute(insert(Score), scores)
+            s.commit()
+
+    def _finish_cancelled(self) -> None:
+        with Session(self.engine) as s:
+            now = utcnow()
+            s.execute(
+                update(Run)
+                .where(Run.sweep_id == self.sweep_id, col(Run.status).in_(["pending", "running"]))
+                .values(
+                    status="cancelled",
+                    finished_at=now,
+                    error_kind="cancelled",
+                    error_message="Cancelled before it ran.",
+                )
+            )
+            sweep = s.get(Sweep, self.sweep_id)
+            sweep.status = "cancelled"
+            sweep.finished_at = now
+            s.add(sweep)
+            s.commit()
+
+    def _finalize(self) -> None:
+        with Session(self.engine) as s:
+            remaining = s.exec(
+                select(func.count())
+                .select_from(Run)
+                .where(Run.sweep_id == self.sweep_id, col(Run.status).in_(["pending", "running"]))
+            ).one()
+            sweep = s.get(Sweep, self.sweep_id)
+            if remaining == 0 and sweep.status not in ("cancelled",):
+                sweep.status = "done"
+                sweep.finished_at = utcnow()
+            if self.report.circuit_open:
+                notes = "; ".join(f"{m}: {r}" for m, r in self.report.circuit_open.items())
+                sweep.error = f"Stopped calling {notes}"
+            s.add(sweep)
+            s.commit()
+
+    def _unscored_done(self, scoring: ScoringConfig) -> list[Run]:
+        if not scoring.metrics:
+            return []
+        with Session(self.engine, expire_on_commit=False) as s:
+            scored = select(Score.run_id).where(Score.run_id == Run.id)
+            stmt = select(Run).where(Run.sweep_id == self.sweep_id, Run.status == "done", ~scored.exists())
+            return list(s.exec(stmt))
+
+    # -- the run ---------------------------------------------------------------------------------
+
+    async def run(self) -> ExecutionReport:
+        """Execute until no pending cell is left (or cancel); returns what happened."""
+        started = time.perf_counter()
+        spec, cancelled = await asyncio.to_thread(self._load)
+        if cancelled:
+            await asyncio.to_thread(self._finish_cancelled)
+            self.report.cancelled = True
+            return self.report
+        self.spec = spec
+        self.scoring = ScoringConfig.from_dict(spec.scoring)
+        self.retry = self.options.retry or RetryPolicy(max_attempts=int(spec.max_attempts))
+        concurrency = int(self.options.concurrency or spec.concurrency)
+        self._global = asyncio.Semaphore(concurrency)
+        writer = asyncio.create_task(self._writer_loop())
+        watcher = asyncio.create_task(self._cancel_watch())
+        tasks: set[asyncio.Task] = set()
+        try:
+            # Cells already done (cache hits) still need this sweep's scores.
+            for run in await asyncio.to_thread(self._unscored_done, self.scoring):
+                tasks.add(asyncio.create_task(self._score_only(run)))
+            window = max(concurrency * 2, 8)
+            while not self._cancel.is_set():
+                room = window - len(tasks)
+                if room > 0:
+                    batch = await asyncio.to_thread(
+                        claims.claim,
+                        self.engine,
+                        worker_id=self.options.worker_id,
+                        limit=room,
+                        sweep_id=self.sweep_id,
+                    )
+                    for run in batch:
+                        tasks.add(asyncio.create_task(self._cell(run)))
+                    if not batch and not tasks:
+                        break
+                if tasks:
+                    done, _ = await asyncio.wait(tasks, timeout=0.5, return_when=asyncio.FIRST_COMPLETED)
+                    tasks -= done
+                    for t in done:
+                        if t.exception() is not None and not isinstance(
+                            t.exception(), asyncio.CancelledError
+                        ):
+                            log.error("cell task failed: %r", t.exception())
+                elif not self._cancel.is_set():
+                    await asyncio.sleep(0.05)
+            if self._cancel.is_set():
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                tasks.clear()
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            watcher.cancel()
+            self._stop_writer = True
+            await writer
+            await asyncio.to_thread(self._flush, self._take_writes(), self._take_scores())
+        if self._cancel.is_set():
+            await asyncio.to_thread(self._finish_cancelled)
+            self.report.cancelled = True
+        else:
+            await asyncio.to_thread(self._finalize)
+        self.report.seconds = time.perf_counter() - started
+        return self.report
+
+    def cancel(self) -> None:
+        """Stop this executor (in-process); cells not finished are marked cancelled."""
+        self._cancel.set()
+
+    async def _cancel_watch(self) -> None:
+        while not self._cancel.is_set():
+            await asyncio.sleep(self.options.cancel_poll)
+            if await asyncio.to_thread(self._cancel_requested):
+                self._cancel.set()
+
+    _stop_writer = False
+
+    async def _writer_loop(self) -> None:
+        while not self._stop_writer:
+            await asyncio.sleep(self.options.flush_interval)
+            if self._pending_writes or self._pending_scores:
+                await asyncio.to_thread(self._flush, self._take_writes(), self._take_scores())
+                if self.on_progress:
+                    self.on_progress(self.report)
+
+    def _take_writes(self) -> list[dict[str, Any]]:
+        writes, self._pending_writes = self._pending_writes, []
+        return writes
+
+    def _take_scores(self) -> list[dict[str, Any]]:
+        scores, self._pending_scores = self._pending_scores, []
+        return scores
+
+    # -- one cell --------------------------------------------------------------------------------
+
+    def _entry(self, model: str) -> ModelEntry:
+        if model not in self._entries:
+            self._entries[model] = catalog.get_model(model)
+            limit = self._entries[model].max_concurrency
+            self._model_sems[model] = asyncio.Semaphore(max(1, int(limit)))
+        return self._entries[model]
+
+    async def _cell(self, run: Run) -> None:
+        entry = self._entry(run.model)
+        circuit = self._circuits.setdefault(run.model, _Circuit())
+        attempts = 0
+        error: ProviderError | None = None
+        result: CompletionResult | None = None
+        async with self._global, self._model_sems[run.model]:
+            while True:
+                if circuit.open_reason:
+                    error = ProviderError(circuit.open_reason, kind="circuit_open", transient=False)
+                    break
+                attempts += 1
+                self.report.provider_requests += 1
+                try:
+                    params = {k: v for k, v in run.params.items() if k != "model"}
+                    result = await acomplete(
+                        run.model,
+                        run.messages,
+                        params,
+                        stream=self.spec.stream,
+                        timeout=self.spec.timeout_s,
+                        entry=entry,
+                    )
+                    circuit.successes += 1
+                    circuit.consecutive_auth = 0
+                    error = None
+                    break
+                except ProviderError as exc:
+                    error = exc
+                    self._note_failure(run.model, circuit, exc)
+                    if not self.retry.should_retry(exc, attempts) or self._cancel.is_set():
+                        break
+                    await asyncio.sleep(self.retry.delay(exc, attempts, self.options.rng))
+        self.report.called += 1
+        now = utcnow()
+        if result is not None:
+            write = {
+                "id": run.id,
+                "status": "done",
+                "attempts": attempts,
+                "output": result.text,
+                "finish_reason": result.finish_reason,
+                "request_id": result.request_id,
+                "prompt_tokens": result.prompt_tokens,
+                "completion_tokens": result.completion_tokens,
+                "cost_usd": result.cost_usd,
+                "latency_ms": result.latency_ms,
+                "ttft_ms": result.ttft_ms,
+                "error_kind": None,
+                "error_message": None,
+                "finished_at": now,
+            }
+            if result.finish_reason is None:
+                # A stream that ended without a finish reason is recorded, not passed off as complete.
+                write["error_kind"] = "no_finish_reason"
+            self.report.done += 1
+            await self._score(run, result.text)
+        else:
+            assert error is not None
+            write = {
+                "id": run.id,
+                "status": "failed",
+                "attempts": attempts,
+                "error_kind": error.kind,
+                "error_message": str(error),
+                "request_id": error.request_id,
+                "finished_at": now,
+            }
+            self.report.failed += 1
+        self._pending_writes.append(write)
+
+    def _note_failure(self, model: str, circuit: _Circuit, exc: ProviderError) -> None:
+        if exc.kind not in AUTH_KINDS:
+            circuit.consecutive_auth = 0
+            return
+        circuit.consecutive_auth += 1
+        if circuit.open_reason is None and (
+            circuit.successes == 0 or circuit.consecutive_auth >= CONSECUTIVE_AUTH_FAILURES_TO_OPEN
+        ):
+            circuit.open_reason = (
+                f"Not called: {model} failed authentication ({exc}). Fix its key, then resume with "
+                f"--retry-failed."
+            )
+            self.report.circuit_open[model] = f"authentication failed ({exc.status_code})"
+
+    async def _score_only(self, run: Run) -> None:
+        await self._score(run, run.output or "")
+
+    async def _score(self, run: Run, output: str) -> None:
+        if not self.scoring.metrics:
+            return
+        expected = self._expected.get(run.example_id) if run.example_id else None
+        for metric, value, detail in score_output(self.scoring, output, expected):
+            self._pending_scores.append(
+                {"run_id": run.id, "metric": metric, "value": value, "detail": detail, "cost_usd": None}
+            )
+        if "judge" in self.scoring.metrics:
+            self._pending_scores.append(await self._judge(run, output, expected))
+
+    async def _judge(self, run: Run, output: str, expected: str | None) -> dict[str, Any]:
+        model = self.scoring.judge_model
+        entry = self._entry(model)
+        inputs = self._inputs.get(run.example_id, run.variables) if run.example_id else run.variables
+        input_text = "\n".join(f"{k}: {v}" for k, v in (inputs or {}).items()) or run.messages[-1]["content"]
+        messages = judge_messages(self.scoring, input_text=input_text, output=output, expected=expected)
+        async with self._model_sems[model]:
+            for attempt in range(1, self.retry.max_attempts + 1):
+                try:
+                    res = await acomplete(
+                        model, messages, {"temperature": 0, "max_tokens": 16}, stream=False, entry=entry
+                    )
+                    value = parse_judge(res.text)
+                    detail = (
+                        None
+                        if value is not None
+                        else f"no 1-5 score in the judge's reply: {res.text[:200]!r}"
+                    )
+                    return {
+                        "run_id": run.id,
+                        "metric": "judge",
+                        "value": value,
+                        "detail": detail,
+                        "cost_usd": res.cost_usd,
+                    }
+                except ProviderError as exc:
+                    if not self.retry.should_retry(exc, attempt):
+                        return {
+                            "run_id": run.id,
+                            "metric": "judge",
+                            "value": None,
+                            "detail": f"judge failed: {exc}",
+                            "cost_usd": None,
+                        }
+                    await asyncio.sleep(self.retry.delay(exc, attempt, self.options.rng))
+        return {
+            "run_id": run.id,
+            "metric": "judge",
+            "value": None,
+            "detail": "judge failed",
+            "cost_usd": None,
+        }
+
+
+def execute_sweep(
+    sweep_id: int,
+    options: ExecutorOptions | None = None,
+    *,
+    engine: Engine | None = None,
+    on_progress: Callable[[ExecutionReport], None] | None = None,
+) -> ExecutionReport:
+    """Run a sweep to the end in this thread (a fresh event loop); returns the report."""
+    executor = SweepExecutor(sweep_id, options, engine=engine, on_progress=on_progress)
+    return asyncio.run(executor.run())
+
+
+def request_cancel(sweep_id: int, *, engine: Engine | None = None) -> None:
+    """Ask every executor of a sweep to stop (honoured within about a second)."""
+    engine = engine or get_engine()
+    with Session(engine) as s:
+        sweep = s.get(Sweep, sweep_id)
+        if sweep is None:
+            from workbench.errors import NotFoundError
+
+            raise NotFoundError(f"No sweep with id {sweep_id}.")
+        if sweep.status in ("done", "cancelled"):
+            return
+        sweep.cancel_requested = True
+        if sweep.status == "pending":
+            # Nobody is executing it: mark the cells now rather than waiting for an executor.
+            now = utcnow()
+            s.execute(
+                update(Run)
+                .where(Run.sweep_id == sweep_id, col(Run.status).in_(["pending", "running"]))
+                .values(
+                    status="cancelled",
+                    finished_at=now,
+                    error_kind="cancelled",
+                    error_message="Cancelled before it ran.",
+                )
+            )
+            sweep.status = "cancelled"
+            sweep.finished_at = now
+        s.add(sweep)
+        s.commit()
+
+
+def prepare_resume(sweep_id: int, *, retry_failed: bool = False, engine: Engine | None = None) -> int:
+    """Make a sweep runnable again: release dead claims, optionally retry failed and cancelled cells.
+
+    Returns the number of cells that will run.
+    """
+    engine = engine or get_engine()
+    claims.release_stale(engine, sweep_id=sweep_id)
+    with Session(engine) as s:
+        sweep = s.get(Sweep, sweep_id)
+        if sweep is None:
+            from workbench.errors import NotFoundError
+
+            raise NotFoundError(f"No sweep with id {sweep_id}.")
+        sweep.cancel_requested = False
+        states = ["failed", "cancelled"] if retry_failed else ["cancelled"]
+        s.execute(
+            update(Run)
+            .where(Run.sweep_id == sweep_id, col(Run.status).in_(states))
+            .values(
+                status="pending",
+                claimed_by=None,
+                started_at=None,
+                finished_at=None,
+                error_kind=None,
+                error_message=None,
+            )
+        )
+        pending = s.exec(
+            select(func.count())
+            .select_from(Run)
+            .where(Run.sweep_id == sweep_id, col(Run.status).in_(["pending", "running"]))
+        ).one()
+        if pending:
+            sweep.status = "pending"
+            sweep.finished_at = None
+            sweep.error = None
+        s.add(sweep)
+        s.commit()
+    return int(pending)

@@ -1,0 +1,222 @@
+"""Progress of a running sweep and per-column summaries of its results.
+
+A column is (version, model, grid params). Aggregation happens in pandas over one query, which
+stays fast for tens of thousands of cells (see tests/bench/bench_compare.py).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import case, func
+from sqlmodel import Session, col, select
+
+from workbench.models import Prompt, PromptVersion, Run, Score, Sweep, utcnow
+from workbench.sweeps.plan import params_label
+
+
+@dataclass
+class Progress:
+    """Counts by status, cost so far and an ETA."""
+
+    sweep_id: int
+    status: str
+    total: int
+    done: int
+    failed: int
+    cancelled: int
+    cached: int
+    pending: int
+    running: int
+    cost_usd: float
+    unpriced: int
+    elapsed_s: float | None
+    eta_s: float | None
+    cancel_requested: bool
+    error: str | None
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.failed + self.cancelled
+
+    @property
+    def remaining(self) -> int:
+        return self.pending + self.running
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "finished": self.finished, "remaining": self.remaining}
+
+
+def progress(session: Session, sweep_id: int) -> Progress:
+    """Where a sweep stands now (one aggregate query)."""
+    sweep = session.get(Sweep, sweep_id)
+    if sweep is None:
+        from workbench.errors import NotFoundError
+
+        raise NotFoundError(f"No sweep with id {sweep_id}.")
+    rows = session.exec(
+        select(
+            Run.status,
+            func.count(),
+            func.sum(case((col(Run.cached).is_(True), 1), else_=0)),
+            func.sum(Run.cost_usd),
+            func.sum(case((col(Run.cost_usd).is_(None) & (Run.status == "done"), 1), else_=0)),
+        )
+        .where(Run.sweep_id == sweep_id)
+        .group_by(Run.status)
+    ).all()
+    counts = {status: int(n) for status, n, _c, _cost, _u in rows}
+    cached = sum(int(c or 0) for _s, _n, c, _cost, _u in rows)
+    cost = sum(float(cost or 0) for *_x, cost, _u in rows)
+    unpriced = sum(int(u or 0) for *_x, u in rows)
+    total = sum(counts.values())
+    elapsed = eta = None
+    if sweep.started_at:
+        started = sweep.started_at if sweep.started_at.tzinfo else sweep.started_at.replace(tzinfo=UTC)
+        end = sweep.finished_at or utcnow()
+        end = end if end.tzinfo else end.replace(tzinfo=UTC)
+        elapsed = max(0.0, (end - started).total_seconds())
+        finished_live = counts.get("done", 0) + counts.get("failed", 0) - cached
+        remaining = counts.get("pending", 0) + counts.get("running", 0)
+        if finished_live > 0 and remaining and sweep.status == "running":
+            eta = elapsed / finished_live * remaining
+    return Progress(
+        sweep_id=sweep_id,
+        status=sweep.status,
+        total=total,
+        done=counts.get("done", 0),
+        failed=counts.get("failed", 0),
+        cancelled=counts.get("cancelled", 0),
+        cached=cached,
+        pending=counts.get("pending", 0),
+        running=counts.get("running", 0),
+        cost_usd=cost,
+        unpriced=unpriced,
+        elapsed_s=elapsed,
+        eta_s=eta,
+        cancel_requested=sweep.cancel_requested,
+        error=sweep.error,
+    )
+
+
+def runs_frame(session: Session, sweep_id: int) -> pd.DataFrame:
+    """One row per cell with its column label, result fields and scores (one column per metric)."""
+    stmt = (
+        select(
+            Run.id,
+            Run.version_id,
+            Prompt.name,
+            PromptVersion.number,
+            Run.model,
+            Run.params,
+            Run.example_id,
+            Run.repeat_index,
+            Run.status,
+            Run.cached,
+            Run.output,
+            Run.finish_reason,
+            Run.error_kind,
+            Run.error_message,
+            Run.prompt_tokens,
+            Run.completion_tokens,
+            Run.cost_usd,
+            Run.latency_ms,
+            Run.ttft_ms,
+            Run.attempts,
+        )
+        .join(PromptVersion, PromptVersion.id == Run.version_id)
+        .join(Prompt, Prompt.id == PromptVersion.prompt_id)
+        .where(Run.sweep_id == sweep_id)
+        .order_by(col(Run.id))
+    )
+    columns = [
+        "run_id",
+        "version_id",
+        "prompt",
+        "version_number",
+        "model",
+        "params",
+        "example_id",
+        "repeat",
+        "status",
+        "cached",
+        "output",
+        "finish_reason",
+        "error_kind",
+        "error_message",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost_usd",
+        "latency_ms",
+        "ttft_ms",
+        "attempts",
+    ]
+    df = pd.DataFrame(session.exec(stmt).all(), columns=columns)
+    if df.empty:
+        return df
+    sweep = session.get(Sweep, sweep_id)
+    grid_keys = list((sweep.config.get("spec") or {}).get("params") or {})
+    df["version"] = df["prompt"] + "@" + df["version_number"].astype(str)
+    df["grid"] = df["params"].map(lambda p: params_label({k: p.get(k) for k in grid_keys if k in p}))
+    df["column"] = df["version"] + " | " + df["model"] + df["grid"].map(lambda g: f" | {g}" if g else "")
+    df["params_json"] = df["params"].map(lambda p: json.dumps(p, sort_keys=True))
+    scores = pd.DataFrame(
+        session.exec(
+            select(Score.run_id, Score.metric, Score.value)
+            .join(Run, Run.id == Score.run_id)
+            .where(Run.sweep_id == sweep_id)
+        ).all(),
+        columns=["run_id", "metric", "value"],
+    )
+    if not scores.empty:
+        wide = scores.pivot_table(index="run_id", columns="metric", values="value", aggfunc="first")
+        wide.columns = [f"score_{c}" for c in wide.columns]
+        df = df.merge(wide, left_on="run_id", right_index=True, how="left")
+    return df
+
+
+def summarize(df: pd.DataFrame) -> pd.DataFrame:
+    """Per column: n, failures, mean (and std) of each score, tokens, cost, latency p50/p95, TTFT p50."""
+    if df.empty:
+        return pd.DataFrame(columns=["column", "n", "done", "failed"])
+    score_cols = [c for c in df.columns if c.startswith("score_")]
+    out = []
+    for column, g in df.groupby("column", sort=False):
+        done = g[g["status"] == "done"]
+        row: dict[str, Any] = {
+            "column": column,
+            "version": g["version"].iat[0],
+            "model": g["model"].iat[0],
+            "grid": g["grid"].iat[0],
+            "n": len(g),
+            "done": len(done),
+            "failed": int((g["status"] == "failed").sum()),
+            "cached": int(g["cached"].sum()),
+            "truncated": int((done["finish_reason"] == "length").sum()),
+            "empty": int((done["output"].fillna("").str.strip() == "").sum()),
+        }
+        for c in score_cols:
+            vals = done[c].dropna()
+            row[f"{c}_mean"] = float(vals.mean()) if len(vals) else None
+            row[f"{c}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else None
+        row["prompt_tokens"] = int(done["prompt_tokens"].fillna(0).sum())
+        row["completion_tokens"] = int(done["completion_tokens"].fillna(0).sum())
+        priced = done["cost_usd"].dropna()
+        row["cost_usd"] = float(priced.sum()) if len(priced) == len(done) else None  # None: unknown
+        lat = done["latency_ms"].dropna()
+        row["latency_p50_ms"] = float(lat.quantile(0.5)) if len(lat) else None
+        row["latency_p95_ms"] = float(lat.quantile(0.95)) if len(lat) else None
+        ttft = done["ttft_ms"].dropna()
+        row["ttft_p50_ms"] = float(ttft.quantile(0.5)) if len(ttft) else None
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def list_sweeps(session: Session, limit: int = 50) -> list[tuple[Sweep, Progress]]:
+    """Recent sweeps with their progress, newest first."""
+    sweeps = session.exec(select(Sweep).order_by(col(Sweep.id).desc()).limit(limit)).all()
+    return [(s, progress(session, s.id)) for s in sweeps]
