@@ -109,6 +109,7 @@ class FakeOpenAIServer:
         self.port = port
         self.default = Reply()
         self.requests: list[dict] = []
+        self.arrivals: list[float] = []
         self._lock = threading.Lock()
         self._scripts: dict[str, list[Reply]] = {}
         self._positions: dict[str, int] = {}
@@ -210,6 +211,13 @@ class FakeOpenAIServer:
             self._scripts[key] = list(replies)
             self._positions[key] = 0
 
+    def arrival_times(self, key: str) -> list[float]:
+        """time.monotonic() at which each request whose last message contains `key` arrived."""
+        with self._lock:
+            return [
+                t for body, t in zip(self.requests, self.arrivals, strict=True) if key in last_content(body)
+            ]
+
     def count(self, key: str | None = None) -> int:
         """Requests received so far (those whose last message contains `key`, when given)."""
         with self._lock:
@@ -223,6 +231,7 @@ class FakeOpenAIServer:
             self._scripts.clear()
             self._positions.clear()
             self.requests.clear()
+            self.arrivals.clear()
             self.default = Reply()
 
     def _arrive(self, body: dict) -> tuple[int, Reply]:
@@ -231,6 +240,7 @@ class FakeOpenAIServer:
         with self._lock:
             self._seq += 1
             self.requests.append(body)
+            self.arrivals.append(time.monotonic())
             for key, replies in self._scripts.items():
                 if key in content:
                     pos = self._positions[key]

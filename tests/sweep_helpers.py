@@ -1,0 +1,56 @@
+"""Helpers for sweep tests: a models file pointing at the fake server, datasets with row markers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from workbench import datasets, prompts
+from workbench.db import session_scope
+from workbench.sweeps.execute import ExecutorOptions, execute_sweep
+from workbench.sweeps.plan import SweepSpec, create_sweep
+from workbench.sweeps.retry import RetryPolicy
+
+FAKE = "openai/fake-model"
+FAKE2 = "openai/fake-model-large"
+FAST_RETRY = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05)
+
+
+def write_models_file(path: Path, base_url: str, *, concurrency: int = 16) -> Path:
+    """A models.toml with two priced fake models served by the fake server."""
+    path.write_text(
+        "".join(
+            f'[[model]]\nid = "{m}"\napi_base = "{base_url}"\napi_key_env = "WB_FAKE_KEY"\n'
+            f"input_price_per_million = 1.0\noutput_price_per_million = 2.0\nmax_concurrency = {concurrency}\n\n"
+            for m in (FAKE, FAKE2)
+        )
+    )
+    return path
+
+
+def seed(rows: int = 4, *, prompt: str = "echo", dataset: str = "rows") -> None:
+    """A prompt whose rendered text carries a unique marker per row: 'cell-<row>'."""
+    with session_scope() as s:
+        prompts.save_version(
+            s, prompt_name=prompt, messages=[{"role": "user", "content": "{{ marker }} {{ text }}"}]
+        )
+        table = datasets.ParsedTable(
+            ["marker", "text", "expected"],
+            [
+                {"marker": f"cell-{i:03d}", "text": f"row {i}", "expected": f"echo: cell-{i:03d} row {i}"}
+                for i in range(rows)
+            ],
+        )
+        datasets.create_dataset(s, name=dataset, table=table, expected_column="expected")
+
+
+def plan(**kwargs) -> int:
+    """Create a sweep from SweepSpec keyword arguments; returns its id."""
+    spec = SweepSpec(**{"prompts": ["echo"], "models": [FAKE], "dataset": "rows", **kwargs})
+    with session_scope() as s:
+        sweep, _ = create_sweep(s, spec)
+        return sweep.id
+
+
+def run(sweep_id: int, **options) -> object:
+    """Execute a sweep in-process with fast retries."""
+    return execute_sweep(sweep_id, ExecutorOptions(retry=options.pop("retry", FAST_RETRY), **options))
