@@ -20,7 +20,8 @@ def write_models_file(path: Path, base_url: str, *, concurrency: int = 16) -> Pa
     path.write_text(
         "".join(
             f'[[model]]\nid = "{m}"\napi_base = "{base_url}"\napi_key_env = "WB_FAKE_KEY"\n'
-            f"input_price_per_million = 1.0\noutput_price_per_million = 2.0\nmax_concurrency = {concurrency}\n\n"
+            "input_price_per_million = 1.0\noutput_price_per_million = 2.0\n"
+            f"max_concurrency = {concurrency}\n\n"
             for m in (FAKE, FAKE2)
         )
     )

@@ -70,7 +70,7 @@ def test_killed_sweep_resumes_without_recalling_done_cells(proc_env):
     done_before = {m for st, m, _ in statuses(sweep_id).values() if st == "done"}
     assert 6 <= len(done_before) < 40, "the sweep should have been killed part-way"
     resume = cli("sweep", "--resume", str(sweep_id), "--json")
-    out, err = resume.communicate(timeout=120)
+    _out, err = resume.communicate(timeout=120)
     assert resume.returncode == 0, err
     final = statuses(sweep_id)
     assert {st for st, _, _ in final.values()} == {"done"} and len(final) == 40

@@ -64,7 +64,7 @@ def test_fatal_errors_are_called_once_and_recorded(fake_env, status):
     fake_env.script("cell-001", [Reply(status=status)])
     sweep_id = plan()
     run(sweep_id)
-    bad = [r for r in runs_of(sweep_id) if "cell-001" in r.messages[0]["content"]][0]
+    bad = next(r for r in runs_of(sweep_id) if "cell-001" in r.messages[0]["content"])
     assert fake_env.count("cell-001") == 1
     assert bad.status == "failed" and bad.attempts == 1 and bad.error_message
     assert {r.status for r in runs_of(sweep_id) if r.id != bad.id} == {"done"}
@@ -75,7 +75,7 @@ def test_transient_errors_are_retried_then_succeed(fake_env, status):
     fake_env.script("cell-002", [Reply(status=status), Reply(status=status), Reply(text="finally")])
     sweep_id = plan()
     run(sweep_id)
-    cell = [r for r in runs_of(sweep_id) if "cell-002" in r.messages[0]["content"]][0]
+    cell = next(r for r in runs_of(sweep_id) if "cell-002" in r.messages[0]["content"])
     assert fake_env.count("cell-002") == 3
     assert cell.status == "done" and cell.output == "finally" and cell.attempts == 3
 
@@ -84,7 +84,7 @@ def test_transient_errors_give_up_after_max_attempts(fake_env):
     fake_env.script("cell-003", [Reply(status=503)])
     sweep_id = plan()
     run(sweep_id)
-    cell = [r for r in runs_of(sweep_id) if "cell-003" in r.messages[0]["content"]][0]
+    cell = next(r for r in runs_of(sweep_id) if "cell-003" in r.messages[0]["content"])
     assert fake_env.count("cell-003") == 3  # FAST_RETRY.max_attempts
     assert cell.status == "failed" and cell.error_kind == "server" and cell.attempts == 3
 
@@ -117,7 +117,7 @@ def test_hung_provider_times_out_and_is_retried(fake_env):
     fake_env.script("cell-001", [Reply(hang=True), Reply(text="second try")])
     sweep_id = plan(timeout_s=0.5)
     run(sweep_id)
-    cell = [r for r in runs_of(sweep_id) if "cell-001" in r.messages[0]["content"]][0]
+    cell = next(r for r in runs_of(sweep_id) if "cell-001" in r.messages[0]["content"])
     assert cell.status == "done" and cell.output == "second try" and cell.attempts == 2
 
 
@@ -231,7 +231,8 @@ def test_judge_scorer_counts_its_own_cost(fake_env):
 def test_unpriced_model_cost_is_unknown_and_budget_refused(fake_env, tmp_path, monkeypatch):
     path = tmp_path / "unpriced.toml"
     path.write_text(
-        f'[[model]]\nid = "openai/fake-model"\napi_base = "{fake_env.base_url}"\napi_key_env = "WB_FAKE_KEY"\n'
+        f'[[model]]\nid = "openai/fake-model"\napi_base = "{fake_env.base_url}"\n'
+        'api_key_env = "WB_FAKE_KEY"\n'
     )
     monkeypatch.setenv("WORKBENCH_MODELS", str(path))
     with pytest.raises(BudgetExceededError, match="has none"):
