@@ -35,6 +35,13 @@ def _isolated_env(tmp_path, monkeypatch) -> Iterator[None]:
     for key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"):
         monkeypatch.delenv(key, raising=False)
     yield
+    import sys
+
+    if "streamlit" in sys.modules:  # st.cache_resource is process-global: it leaks between tests
+        import streamlit as st
+
+        st.cache_resource.clear()
+        st.cache_data.clear()
     dispose_engines()
 
 

@@ -1,0 +1,20 @@
+"""The process-wide background runner for the Streamlit server."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from workbench.background import BackgroundRunner, resume_unfinished_sweeps, run_sweep_job
+
+
+@st.cache_resource(show_spinner=False)
+def runner() -> BackgroundRunner:
+    """One runner per server process; on first use it resumes sweeps a previous server left running."""
+    r = BackgroundRunner()
+    resume_unfinished_sweeps(r)
+    return r
+
+
+def start_sweep(sweep_id: int) -> bool:
+    """Run a sweep in the background (no-op if it is already running here)."""
+    return runner().submit(f"sweep-{sweep_id}", run_sweep_job, sweep_id)
