@@ -186,6 +186,7 @@ class FakeOpenAIServer:
         app.router.add_post("/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/models", self._models)
+        app.router.add_get("/stats", self._stats)
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, backlog=2048, reuse_address=True)
@@ -249,6 +250,9 @@ class FakeOpenAIServer:
             return self._seq, self.default
 
     # -- handlers --------------------------------------------------------------------------------
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.json_response({"requests": self.count()})
 
     async def _models(self, request: web.Request) -> web.Response:
         data = [
@@ -421,3 +425,33 @@ def fake_server(fake_server_session: FakeOpenAIServer) -> Iterator[FakeOpenAISer
     fake_server_session.reset()
     yield fake_server_session
     fake_server_session.reset()
+
+
+def main() -> None:
+    """`python -m tests.fakeserver --latency 0.2`: serve until killed (benchmarks run it in its own process).
+
+    Prints the base URL on the first line of stdout. GET /stats answers the number of requests
+    received so far, so a benchmark can count provider calls made by other processes.
+    """
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=0, help="Port (0 = any free one).")
+    parser.add_argument("--latency", type=float, default=0.0, help="Seconds before each answer.")
+    args = parser.parse_args()
+    server = FakeOpenAIServer(port=args.port)
+    server.default = Reply(latency=args.latency)
+    server.start()
+    print(server.base_url, flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()

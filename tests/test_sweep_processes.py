@@ -77,7 +77,8 @@ def test_killed_sweep_resumes_without_recalling_done_cells(proc_env):
     for marker in done_before:
         assert proc_env.count(marker) == 1, f"{marker} was done before the kill but called again"
     recalled = [m for _, m, _ in final.values() if proc_env.count(m) > 1]
-    assert len(recalled) <= 2  # at most the cells in flight when the process died
+    # At most the cells in flight when the process died, plus answers not yet flushed.
+    assert len(recalled) <= 4, recalled
 
 
 def test_two_workers_never_run_one_cell(proc_env):

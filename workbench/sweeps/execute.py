@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, insert, update
+from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -42,7 +42,7 @@ class ExecutorOptions:
 
     worker_id: str = field(default_factory=claims.new_worker_id)
     retry: RetryPolicy | None = None  # None: from the sweep's max_attempts
-    flush_interval: float = 0.2
+    flush_interval: float = 0.02  # pause before a flush, to batch results that finish together
     flush_batch: int = 200
     cancel_poll: float = 0.5
     concurrency: int | None = None  # override the sweep's
@@ -89,6 +89,7 @@ class SweepExecutor:
         self._pending_writes: list[dict[str, Any]] = []
         self._pending_scores: list[dict[str, Any]] = []
         self._cancel = asyncio.Event()
+        self._has_writes = asyncio.Event()
         self._circuits: dict[str, _Circuit] = {}
         self._entries: dict[str, ModelEntry] = {}
         self._model_sems: dict[str, asyncio.Semaphore] = {}
@@ -125,19 +126,26 @@ class SweepExecutor:
         if not writes and not scores:
             return
         with Session(self.engine) as s:
-            if writes:
-                # Only a cell this executor still holds is written: a cancel that already marked it
-                # cancelled wins, and a cell re-claimed elsewhere after a lease expiry is not clobbered.
-                for w in writes:
-                    s.execute(
-                        update(Run)
-                        .where(
-                            Run.id == w["id"],
-                            Run.status == "running",
-                            Run.claimed_by == self.options.worker_id,
-                        )
-                        .values(**{k: v for k, v in w.items() if k != "id"})
+            # Only a cell this executor still holds is written: a cancel that already marked it
+            # cancelled wins, and a cell re-claimed elsewhere after a lease expiry is not clobbered.
+            # One statement per set of columns, executed for many rows at once (executemany).
+            groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for w in writes:
+                groups.setdefault(tuple(sorted(w)), []).append(w)
+            table = Run.__table__
+            for keys, rows in groups.items():
+                cols = [k for k in keys if k != "id"]
+                stmt = (
+                    update(table)
+                    .where(
+                        table.c.id == bindparam("_id"),
+                        table.c.status == "running",
+                        table.c.claimed_by == self.options.worker_id,
                     )
+                    .values({k: bindparam(f"v_{k}") for k in cols})
+                )
+                params = [{"_id": r["id"], **{f"v_{k}": r[k] for k in cols}} for r in rows]
+                s.connection().execute(stmt, params)
             if scores:
                 s.execute(insert(Score), scores)
             s.commit()
@@ -204,14 +212,34 @@ class SweepExecutor:
         writer = asyncio.create_task(self._writer_loop())
         watcher = asyncio.create_task(self._cancel_watch())
         tasks: set[asyncio.Task] = set()
+        # Finished tasks signal an event instead of the loop calling asyncio.wait() on the whole
+        # set: that re-registers a callback on every in-flight task per wake-up (O(n) each time).
+        wake = asyncio.Event()
+
+        def finished(task: asyncio.Task) -> None:
+            tasks.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                log.error("cell task failed: %r", task.exception())
+            wake.set()
+
+        def spawn(coro) -> None:
+            task = asyncio.create_task(coro)
+            tasks.add(task)
+            task.add_done_callback(finished)
+
         try:
             # Cells already done (cache hits) still need this sweep's scores.
             for run in await asyncio.to_thread(self._unscored_done, self.scoring):
-                tasks.add(asyncio.create_task(self._score_only(run)))
+                spawn(self._score_only(run))
+            # Claimed cells wait on the semaphores, so the window keeps a full queue of work while
+            # a claim is in flight. Claiming only when a good share of the window is free keeps the
+            # number of claim transactions (write locks on SQLite) small.
             window = max(concurrency * 2, 8)
+            refill_at = max(1, window // 4)
+            exhausted = False
             while not self._cancel.is_set():
                 room = window - len(tasks)
-                if room > 0:
+                if not exhausted and (room >= refill_at or not tasks):
                     batch = await asyncio.to_thread(
                         claims.claim,
                         self.engine,
@@ -220,30 +248,28 @@ class SweepExecutor:
                         sweep_id=self.sweep_id,
                     )
                     for run in batch:
-                        tasks.add(asyncio.create_task(self._cell(run)))
+                        spawn(self._cell(run))
+                    exhausted = len(batch) < room
                     if not batch and not tasks:
                         break
-                if tasks:
-                    done, _ = await asyncio.wait(tasks, timeout=0.5, return_when=asyncio.FIRST_COMPLETED)
-                    tasks -= done
-                    for t in done:
-                        if t.exception() is not None and not isinstance(
-                            t.exception(), asyncio.CancelledError
-                        ):
-                            log.error("cell task failed: %r", t.exception())
-                elif not self._cancel.is_set():
-                    await asyncio.sleep(0.05)
-            if self._cancel.is_set():
-                for t in tasks:
-                    t.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                tasks.clear()
+                    if batch:
+                        continue
+                if not tasks and exhausted:
+                    # Another executor may still release cells (a lease expiry); look once more.
+                    exhausted = False
+                    continue
+                wake.clear()
+                try:
+                    await asyncio.wait_for(wake.wait(), timeout=0.5)
+                except TimeoutError:
+                    exhausted = False  # poll for cells other executors returned
         finally:
-            for t in tasks:
+            for t in list(tasks):
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             watcher.cancel()
             self._stop_writer = True
+            self._has_writes.set()
             await writer
             await asyncio.to_thread(self._flush, self._take_writes(), self._take_scores())
         if self._cancel.is_set():
@@ -267,7 +293,14 @@ class SweepExecutor:
     _stop_writer = False
 
     async def _writer_loop(self) -> None:
+        # Flush as soon as a result exists (so a killed process loses as little as possible);
+        # under load, results that arrive during a flush are batched into the next one.
         while not self._stop_writer:
+            try:
+                await asyncio.wait_for(self._has_writes.wait(), timeout=0.5)
+            except TimeoutError:
+                continue
+            self._has_writes.clear()
             await asyncio.sleep(self.options.flush_interval)
             if self._pending_writes or self._pending_scores:
                 await asyncio.to_thread(self._flush, self._take_writes(), self._take_scores())
@@ -361,6 +394,7 @@ class SweepExecutor:
             }
             self.report.failed += 1
         self._pending_writes.append(write)
+        self._has_writes.set()
 
     def _note_failure(self, model: str, circuit: _Circuit, exc: ProviderError) -> None:
         if exc.kind not in AUTH_KINDS:
