@@ -434,6 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
     from workbench import cli_sweep
 
     cli_sweep.add_commands(sub)
+    from workbench import cli_ratings
+
+    cli_ratings.add_commands(sub)
     return p
 
 
@@ -451,6 +454,8 @@ def main(argv: list[str] | None = None) -> int:
     # "sweep show ID" / "sweep list" read naturally; argparse wants them as their own commands.
     if len(argv) >= 2 and argv[0] == "sweep" and argv[1] in ("show", "list"):
         argv = [f"sweep-{argv[1]}", *argv[2:]]
+    if len(argv) >= 2 and argv[0] == "ratings" and argv[1] == "export":
+        argv = ["ratings-export", *argv[2:]]
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -1,0 +1,342 @@
+"""Blind pairwise rating over a real sweep (fake OpenAI server): pairs, votes, leaderboard, export."""
+
+import csv
+import io
+import json
+import math
+import random
+
+import pytest
+from sqlmodel import select
+
+from tests.fakeserver import Reply
+from tests.sweep_helpers import FAKE, FAKE2, plan, run, seed, write_models_file
+from workbench import prompts, ranking, ratings
+from workbench.db import migrate, session_scope
+from workbench.errors import ValidationError
+from workbench.models import Rating, Run
+from workbench.sweeps.summary import runs_frame
+
+V2_TEMPLATE = "Answer: {{ marker }} {{ text }}"
+
+
+def setup_rating_env(fake_server, tmp_path, monkeypatch, rows: int = 4) -> None:
+    """Fake models, a dataset of `rows` rows and prompt `echo` in two versions whose outputs differ.
+
+    The fake server echoes the prompt, so echo@1 answers "echo: cell-00i row i" (= expected) and
+    echo@2 "echo: Answer: cell-00i row i"; row 1 is scripted to answer "same" for every cell, so its
+    outputs are identical across versions and models.
+    """
+    monkeypatch.setenv(
+        "WORKBENCH_MODELS", str(write_models_file(tmp_path / "models.toml", fake_server.base_url))
+    )
+    monkeypatch.setenv("WB_FAKE_KEY", "sk-fake")
+    migrate()
+    seed(rows)
+    with session_scope() as s:
+        prompts.save_version(s, prompt_name="echo", messages=[{"role": "user", "content": V2_TEMPLATE}])
+    fake_server.script("cell-001", [Reply(text="  same\n")])
+
+
+def version_sweep(**kwargs) -> int:
+    """A done sweep of echo@1 vs echo@2 on one model (exact + length scores)."""
+    spec = {"prompts": ["echo@1", "echo@2"], "models": [FAKE], "scoring": {"metrics": ["exact", "length"]}}
+    sweep_id = plan(**{**spec, **kwargs})
+    run(sweep_id)
+    return sweep_id
+
+
+@pytest.fixture
+def env(fake_server, tmp_path, monkeypatch):
+    setup_rating_env(fake_server, tmp_path, monkeypatch)
+    return fake_server
+
+
+def all_ratings(sweep_id):
+    with session_scope() as s:
+        return list(s.exec(select(Rating).where(Rating.sweep_id == sweep_id).order_by(Rating.id)))
+
+
+def runs_by_id(sweep_id):
+    with session_scope() as s:
+        return {r.id: r for r in s.exec(select(Run).where(Run.sweep_id == sweep_id))}
+
+
+def rate_all(sweep_id, by, rater, pick, seed_=0):
+    """Let `rater` vote on every pair they are offered; pick(pair, runs) -> side. Returns the pairs."""
+    rng = random.Random(seed_)
+    runs = runs_by_id(sweep_id)
+    seen = []
+    while True:
+        with session_scope() as s:
+            pair = ratings.next_pair(s, sweep_id=sweep_id, by=by, rater=rater, rng=rng)
+            if pair is None:
+                return seen
+            ratings.record_vote(s, pair=pair, verdict_side=pick(pair, runs), rater=rater)
+        seen.append(pair)
+
+
+def prefer_version_1(pair, runs):
+    return "left" if "Answer:" not in runs[pair.left_run_id].output else "right"
+
+
+# ---------------------------------------------------------------------------------------------
+# Entries and pairs
+# ---------------------------------------------------------------------------------------------
+
+
+def test_entry_key_for_each_dimension(env):
+    sweep_id = plan(prompts=["echo@1", "echo@2"], models=[FAKE, FAKE2], params={"temperature": [0, 0.7]})
+    with session_scope() as s:
+        df = runs_frame(s, sweep_id)
+    row = df[(df["version_number"] == 2) & (df["model"] == FAKE2)].iloc[-1]
+    assert ratings.entry_key(row, "version") == "echo@2"
+    assert ratings.entry_key(row, "model") == FAKE2
+    assert ratings.entry_key(row, "temperature") == "temperature=0.7"
+    assert ratings.entry_key(row, "param") == "temperature=0.7"
+    assert ratings.entry_key(row, "column") == f"echo@2 | {FAKE2} | temperature=0.7"
+    assert ratings.entry_key(row.to_dict(), "model") == FAKE2  # plain mappings work too
+    with pytest.raises(ValidationError, match="dimension"):
+        ratings.entry_key(row, "colour")
+    with session_scope() as s:
+        # Only temperature is on the grid, so "param" would repeat "temperature"; runs are pending.
+        assert ratings.dimensions_for(s, sweep_id=sweep_id) == []
+    run(sweep_id)
+    with session_scope() as s:
+        assert ratings.dimensions_for(s, sweep_id=sweep_id) == ["version", "model", "temperature", "column"]
+
+
+def test_candidate_pairs_are_same_row_and_clean_comparisons(env):
+    sweep_id = plan(prompts=["echo@1", "echo@2"], models=[FAKE, FAKE2], repeats=2)
+    run(sweep_id)
+    runs = runs_by_id(sweep_id)
+    with session_scope() as s:
+        by_version = ratings.candidate_pairs(s, sweep_id=sweep_id, by="version")
+        by_column = ratings.candidate_pairs(s, sweep_id=sweep_id, by="column")
+    # 2 models x 4 rows x 2 repeats, one version pair each.
+    assert len(by_version) == 16
+    for p in by_version:
+        a, b = runs[p.run_a_id], runs[p.run_b_id]
+        assert p.run_a_id < p.run_b_id
+        assert a.example_id == b.example_id and a.repeat_index == b.repeat_index
+        assert a.model == b.model and a.version_id != b.version_id  # same model: a clean comparison
+        assert {p.entry_a, p.entry_b} == {"echo@1", "echo@2"}
+    # Any two of the 4 columns: 6 pairs x 4 rows x 2 repeats.
+    assert len(by_column) == 48
+    assert len({p.pair_id for p in by_column}) == 48
+
+
+# ---------------------------------------------------------------------------------------------
+# Selection
+# ---------------------------------------------------------------------------------------------
+
+
+def test_identical_outputs_are_auto_ties_and_never_shown(env):
+    sweep_id = version_sweep()
+    shown = rate_all(sweep_id, "version", "ann", prefer_version_1)
+    runs = runs_by_id(sweep_id)
+    assert len(shown) == 3  # 4 rows, row 1 identical after strip ("  same\n" both sides)
+    assert all(runs[p.left_run_id].output != runs[p.right_run_id].output for p in shown)
+    auto = [r for r in all_ratings(sweep_id) if r.auto]
+    assert len(auto) == 1
+    assert (auto[0].verdict, auto[0].rater, auto[0].dimension) == ("tie", "auto", "version")
+    assert runs[auto[0].run_a_id].output == runs[auto[0].run_b_id].output
+    with session_scope() as s:  # asking again records no second auto tie
+        assert ratings.mark_identical_ties(s, sweep_id=sweep_id, by="version") == 0
+        prog = ratings.progress_for(s, sweep_id=sweep_id, by="version", rater="ann")
+    assert prog.to_dict() == {
+        "rater_votes": 3,
+        "total_votes": 3,
+        "auto_ties": 1,
+        "pairs_total": 3,
+        "pairs_left": 0,
+        "raters": 1,
+    }
+
+
+def test_all_identical_outputs_leave_nothing_to_rate(env):
+    sweep_id = plan(models=[FAKE, FAKE2])  # the fake server answers both models alike
+    run(sweep_id)
+    with session_scope() as s:
+        assert ratings.next_pair(s, sweep_id=sweep_id, by="model", rater="ann") is None
+        prog = ratings.progress_for(s, sweep_id=sweep_id, by="model", rater="ann")
+        board = ratings.leaderboard_for(s, sweep_id=sweep_id, by="model", rounds=20)
+    assert (prog.auto_ties, prog.pairs_total, prog.pairs_left) == (4, 0, 0)
+    assert list(board["ties"]) == [4, 4] and list(board["score"]) == [1000.0, 1000.0]
+
+
+def test_a_rater_never_gets_a_pair_twice_and_fewest_votes_come_first(env):
+    sweep_id = plan(prompts=["echo@1", "echo@2"], models=[FAKE], repeats=2)
+    run(sweep_id)
+    ann = rate_all(sweep_id, "version", "ann", prefer_version_1)
+    assert len(ann) == 6 and len({p.pair_id for p in ann}) == 6  # 4 rows x 2 repeats, minus row 1
+    # Bob has voted once; the next pair offered to anyone with a vote left is one with fewer votes.
+    with session_scope() as s:
+        first = ratings.next_pair(s, sweep_id=sweep_id, by="version", rater="bob", rng=random.Random(1))
+        ratings.record_vote(s, pair=first, verdict_side="tie", rater="bob")
+    with session_scope() as s:
+        second = ratings.next_pair(s, sweep_id=sweep_id, by="version", rater="cy", rng=random.Random(1))
+    assert second.pair_id != first.pair_id  # first has 2 votes now, the others 1
+    # Skipped pairs (kept by the caller) are left out too.
+    with session_scope() as s:
+        left = {p.pair_id for p in ratings.candidate_pairs(s, sweep_id=sweep_id, by="version")} - {
+            first.pair_id
+        }
+        skip = sorted(left)[:-1]
+        only = ratings.next_pair(s, sweep_id=sweep_id, by="version", rater="bob", exclude=skip)
+        assert only is not None and only.pair_id == (left - set(skip)).pop()
+        assert ratings.next_pair(s, sweep_id=sweep_id, by="version", rater="bob", exclude=left) is None
+        assert (
+            ratings.progress_for(s, sweep_id=sweep_id, by="version", rater="bob", exclude=skip).pairs_left
+            == 1
+        )
+
+
+def test_both_orders_are_shown_over_time(env):
+    sweep_id = version_sweep(max_rows=1)  # one row: one rateable pair
+    lefts = []
+    for i in range(6):
+        with session_scope() as s:
+            pair = ratings.next_pair(s, sweep_id=sweep_id, by="version", rater=f"r{i}", rng=random.Random(7))
+            ratings.record_vote(s, pair=pair, verdict_side="left", rater=f"r{i}")
+        lefts.append(pair.left_run_id == pair.run_a_id)
+    assert lefts.count(True) == 3 and lefts.count(False) == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# Votes
+# ---------------------------------------------------------------------------------------------
+
+
+def test_record_vote_maps_sides_to_a_and_b(env):
+    sweep_id = version_sweep(max_rows=1)
+    with session_scope() as s:
+        a, b = ratings.candidate_pairs(s, sweep_id=sweep_id, by="version")[0].run_a_id, None
+        pair = ratings.candidate_pairs(s, sweep_id=sweep_id, by="version")[0]
+        a, b = pair.run_a_id, pair.run_b_id
+        shown_b_left = ratings.Pair(sweep_id, "version", a, b, b, pair.entry_a, pair.entry_b)
+        r1 = ratings.record_vote(s, pair=shown_b_left, verdict_side="left", rater="ann", comment=" ok ")
+        r2 = ratings.record_vote(s, pair=shown_b_left.to_dict(), verdict_side="right", rater="bob")
+        shown_a_left = ratings.Pair(sweep_id, "version", a, b, a)
+        r3 = ratings.record_vote(s, pair=shown_a_left, verdict_side="left", rater="cy")
+        r4 = ratings.record_vote(s, pair=shown_a_left, verdict_side="both_bad", rater="dee")
+        stored = [(r.run_a_id, r.run_b_id, r.left_run_id, r.verdict, r.comment) for r in (r1, r2, r3, r4)]
+    assert stored == [(a, b, b, "b", "ok"), (a, b, b, "a", ""), (a, b, a, "a", ""), (a, b, a, "both_bad", "")]
+    with session_scope() as s:
+        with pytest.raises(ratings.DuplicateVoteError):
+            ratings.record_vote(s, pair=shown_a_left, verdict_side="tie", rater="ann")
+        with pytest.raises(ValidationError, match="name"):
+            ratings.record_vote(s, pair=shown_a_left, verdict_side="tie", rater="  ")
+        with pytest.raises(ValidationError, match="reserved"):
+            ratings.record_vote(s, pair=shown_a_left, verdict_side="tie", rater="auto")
+        with pytest.raises(ValidationError, match="verdict"):
+            ratings.record_vote(s, pair=shown_a_left, verdict_side="a", rater="eve")
+        with pytest.raises(ValidationError, match="left"):
+            ratings.record_vote(
+                s, pair=ratings.Pair(sweep_id, "version", a, b, 999), verdict_side="tie", rater="eve"
+            )
+
+
+def test_load_votes_counts_a_vote_only_where_it_is_a_clean_comparison(env):
+    sweep_id = plan(prompts=["echo@1", "echo@2"], models=[FAKE, FAKE2], max_rows=1)
+    run(sweep_id)
+    runs = runs_by_id(sweep_id)
+    col = {(runs[i].version_id, runs[i].model): i for i in runs}
+    v1, v2 = sorted({r.version_id for r in runs.values()})
+    with session_scope() as s:
+        # A diagonal column pair (version AND model differ) and a clean version pair.
+        diag = ratings.Pair(sweep_id, "column", col[(v1, FAKE)], col[(v2, FAKE2)], col[(v1, FAKE)])
+        clean = ratings.Pair(sweep_id, "version", col[(v1, FAKE)], col[(v2, FAKE)], col[(v2, FAKE)])
+        ratings.record_vote(s, pair=diag, verdict_side="left", rater="ann")
+        ratings.record_vote(s, pair=clean, verdict_side="right", rater="ann", comment="v1 is right")
+        by_version = ratings.load_votes(s, sweep_id=sweep_id, by="version")
+        by_column = ratings.load_votes(s, sweep_id=sweep_id, by="column")
+    assert by_version == [
+        ranking.Vote("echo@1", "echo@2", "a", left_is_a=False, rater="ann", pair_id=clean.pair_id, auto=False)
+    ]
+    assert [v.pair_id for v in by_column] == [diag.pair_id, clean.pair_id]
+    assert by_column[0].a == f"echo@1 | {FAKE}" and by_column[0].b == f"echo@2 | {FAKE2}"
+    assert by_column[0].verdict == "a" and by_column[0].left_is_a
+
+
+# ---------------------------------------------------------------------------------------------
+# Leaderboard
+# ---------------------------------------------------------------------------------------------
+
+
+def test_leaderboard_joins_scores_cost_and_latency(env):
+    sweep_id = version_sweep()
+    rate_all(sweep_id, "version", "ann", prefer_version_1)
+    rate_all(sweep_id, "version", "bob", prefer_version_1, seed_=3)
+    with session_scope() as s:
+        board = ratings.leaderboard_for(s, sweep_id=sweep_id, by="version", rounds=50)
+        report = ratings.ranking_report(s, sweep_id=sweep_id, by="version", rounds=20)
+    assert list(board["entry"]) == ["echo@1", "echo@2"]
+    top, low = board.iloc[0], board.iloc[1]
+    assert top["score"] > low["score"] and (top["wins"], top["losses"], top["ties"]) == (6, 0, 1)
+    assert top["votes"] == 7  # 6 human votes + the auto tie of row 1
+    # echo@1 echoes the expected answer except on the scripted row: exact 3 of 4; echo@2 never.
+    assert top["score_exact_mean"] == pytest.approx(0.75) and low["score_exact_mean"] == 0.0
+    assert top["runs"] == 4 and "score_length_mean" in board.columns
+    # The fake models are priced: 10 prompt tokens at $1/M + completion words at $2/M per run.
+    assert top["cost_usd"] > 0 and top["cost_per_run_usd"] == pytest.approx(top["cost_usd"] / 4)
+    assert top["latency_p50_ms"] > 0
+    assert report["votes"] == 6 and report["auto_ties"] == 1
+    assert report["agreement"]["items"] == 3 and report["agreement"]["percent_agreement"] == 100.0
+    assert report["position_bias"]["n"] == 6
+
+
+def test_leaderboard_without_votes_lists_entries_without_nan(env):
+    sweep_id = version_sweep()
+    empty_sweep = plan(prompts=["echo@1", "echo@2"], use_cache=False)  # planned, nothing done yet
+    with session_scope() as s:
+        board = ratings.leaderboard_for(s, sweep_id=sweep_id, by="model", rounds=10)
+        nothing = ratings.leaderboard_for(s, sweep_id=empty_sweep, by="version", rounds=10)
+    assert list(board["entry"]) == [FAKE] and board.iloc[0]["votes"] == 0
+    ranking_cols = ranking.LEADERBOARD_COLUMNS
+    assert not board[ranking_cols].isna().any().any()
+    assert nothing.empty and list(nothing.columns)[: len(ranking_cols)] == ranking_cols
+
+
+# ---------------------------------------------------------------------------------------------
+# Export
+# ---------------------------------------------------------------------------------------------
+
+
+def test_export_rows_and_csv_neutralises_formulas(env):
+    sweep_id = version_sweep(max_rows=2)
+    with session_scope() as s:
+        pair = ratings.next_pair(s, sweep_id=sweep_id, by="version", rater="=cmd", rng=random.Random(0))
+        ratings.record_vote(s, pair=pair, verdict_side="left", rater="=cmd", comment="+SUM(A1:A9)")
+    with session_scope() as s:
+        rows = ratings.export_ratings(s, sweep_id=sweep_id)
+        assert ratings.export_ratings(s) == rows  # one sweep in the database
+    auto, human = rows
+    assert auto["auto"] is True and auto["rater"] == "auto" and auto["verdict"] == "tie"
+    assert auto["winner_run_id"] is None and auto["created_at"].endswith("+00:00")
+    assert human["rater"] == "=cmd" and human["comment"] == "+SUM(A1:A9)"
+    assert (human["run_a_id"], human["run_b_id"], human["left_run_id"]) == (
+        pair.run_a_id,
+        pair.run_b_id,
+        pair.left_run_id,
+    )
+    assert human["shown_left"] == ("a" if pair.left_run_id == pair.run_a_id else "b")
+    assert human["winner_run_id"] == pair.left_run_id
+    assert (human["version_a"], human["version_b"], human["model_a"]) == ("echo@1", "echo@2", FAKE)
+    assert list(human) == ratings.EXPORT_COLUMNS
+    parsed = list(csv.DictReader(io.StringIO(ratings.ratings_csv(rows))))
+    assert parsed[1]["rater"] == "'=cmd" and parsed[1]["comment"] == "'+SUM(A1:A9)"
+    assert json.loads(ratings.render_export(rows, "json"))[1]["comment"] == "+SUM(A1:A9)"
+    assert ratings.ratings_csv([]).strip() == ",".join(ratings.EXPORT_COLUMNS)
+    with pytest.raises(ValidationError, match="csv or json"):
+        ratings.render_export(rows, "xml")
+
+
+def test_degenerate_numbers_stay_finite(env):
+    sweep_id = version_sweep(max_rows=1)
+    with session_scope() as s:
+        pair = ratings.next_pair(s, sweep_id=sweep_id, by="version", rater="ann")
+        ratings.record_vote(s, pair=pair, verdict_side="left", rater="ann")
+        board = ratings.leaderboard_for(s, sweep_id=sweep_id, by="version", rounds=10)
+    for c in ranking.LEADERBOARD_COLUMNS[1:]:
+        assert all(math.isfinite(x) for x in board[c]), c

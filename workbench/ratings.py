@@ -1,0 +1,745 @@
+"""Blind pairwise rating of a sweep's outputs: pair selection, votes, and the leaderboard they give.
+
+A *pair* is two done runs of the same dataset row (same example, or the same variables for an
+ad-hoc sweep) and the same repeat index, whose *entries* differ on the chosen dimension:
+
+- "version": the prompt version ("sentiment@2"), "model": the model id,
+- "temperature": the temperature ("temperature=0.7"), "param": the sweep's grid label,
+- "column": the whole column label (version | model | grid), i.e. any two columns.
+
+For a clean comparison the two runs must be equal on every other column component: comparing
+versions pairs runs of the same model and grid values, and so on ("column" has no other
+component). A vote therefore counts for every dimension under which its pair is a clean
+comparison: in a sweep where only the model varies, a vote cast under "model" is also a "column"
+vote. Rating.dimension records where the vote was cast.
+
+Runs are stored canonically (run A = the lower run id); `left_run_id` records which one the rater
+saw on the left, so the verdict a | b never depends on the screen side. Two runs whose outputs are
+identical (after stripping whitespace) are recorded once as an automatic tie (rater "auto") and
+never shown to anyone.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from itertools import combinations
+from typing import Any
+
+import pandas as pd
+from sqlmodel import Session, col, select
+
+from workbench import ranking
+from workbench.datasets import neutralise_formula
+from workbench.errors import ValidationError
+from workbench.models import Example, Prompt, PromptVersion, Rating, Run, Sweep
+from workbench.sweeps.plan import params_label, require_sweep
+from workbench.sweeps.summary import runs_frame
+
+DIMENSIONS = ("version", "model", "temperature", "param", "column")
+SIDES = ("left", "right", "tie", "both_bad")
+AUTO_RATER = "auto"
+NO_GRID = "(no grid)"
+MAX_RATER = 200
+MAX_COMMENT = 4000
+
+EXPORT_COLUMNS = [
+    "rating_id",
+    "sweep_id",
+    "created_at",
+    "rater",
+    "dimension",
+    "verdict",
+    "winner_run_id",
+    "shown_left",
+    "auto",
+    "comment",
+    "run_a_id",
+    "run_b_id",
+    "left_run_id",
+    "version_a",
+    "version_b",
+    "model_a",
+    "model_b",
+    "params_a",
+    "params_b",
+    "example_id",
+    "repeat",
+]
+
+
+class DuplicateVoteError(ValidationError):
+    """The rater already voted on this pair; each rater judges a pair once."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Entries
+# ---------------------------------------------------------------------------------------------
+
+
+def _get(row: Any, key: str, default: Any = None) -> Any:
+    if isinstance(row, (Mapping, pd.Series)):  # a dict or a runs_frame row
+        return row.get(key, default)
+    return getattr(row, key, default)  # a namedtuple from itertuples, or a _RunInfo
+
+
+def _check_dimension(by: str) -> str:
+    if by not in DIMENSIONS:
+        raise ValidationError(f"Unknown dimension {by!r}; compare by one of: {', '.join(DIMENSIONS)}.")
+    return by
+
+
+def _temperature_label(params: Mapping[str, Any] | None) -> str:
+    params = params or {}
+    return (
+        params_label({"temperature": params["temperature"]})
+        if "temperature" in params
+        else "temperature=default"
+    )
+
+
+def entry_key(run_row: Any, by: str) -> str:
+    """The entry a run belongs to when comparing by `by` (a runs_frame row or a mapping alike).
+
+    version -> "prompt@N", model -> model id, temperature -> "temperature=0.7", param -> the grid
+    label ("temperature=0.7, top_p=0.9"; "(no grid)" without one), column -> the column label.
+    """
+    _check_dimension(by)
+    if by == "version":
+        version = _get(run_row, "version")
+        return version or f"{_get(run_row, 'prompt')}@{_get(run_row, 'version_number')}"
+    if by == "model":
+        return str(_get(run_row, "model"))
+    if by == "temperature":
+        return _temperature_label(_get(run_row, "params"))
+    if by == "param":
+        return _get(run_row, "grid") or NO_GRID
+    return str(_get(run_row, "column"))
+
+
+def _context(info: _RunInfo, by: str) -> tuple:
+    """The column components that must be equal for a clean comparison along `by`."""
+    if by == "version":
+        return (info.model, info.grid)
+    if by == "model":
+        return (info.version, info.grid)
+    if by == "param":
+        return (info.version, info.model)
+    if by == "temperature":
+        rest = params_label({k: v for k, v in info.grid_params.items() if k != "temperature"})
+        return (info.version, info.model, rest)
+    return ()
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs and pairs
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _RunInfo:
+    id: int
+    version: str
+    model: str
+    params: dict[str, Any]
+    grid_params: dict[str, Any]
+    grid: str
+    column: str
+    row_key: str
+    repeat: int
+    example_id: int | None
+    output: str
+
+
+def _done_runs(session: Session, sweep_id: int) -> dict[int, _RunInfo]:
+    """Every done run of the sweep with its column components, by run id."""
+    sweep = require_sweep(session, sweep_id)
+    grid_keys = list((sweep.config.get("spec") or {}).get("params") or {})
+    stmt = (
+        select(
+            Run.id,
+            Prompt.name,
+            PromptVersion.number,
+            Run.model,
+            Run.params,
+            Run.example_id,
+            Run.variables,
+            Run.repeat_index,
+            Run.output,
+        )
+        .join(PromptVersion, PromptVersion.id == Run.version_id)
+        .join(Prompt, Prompt.id == PromptVersion.prompt_id)
+        .where(Run.sweep_id == sweep_id, Run.status == "done")
+        .order_by(col(Run.id))
+    )
+    out: dict[int, _RunInfo] = {}
+    for rid, prompt, number, model, params, example_id, variables, repeat, output in session.exec(stmt):
+        params = params or {}
+        grid_params = {k: params.get(k) for k in grid_keys if k in params}
+        grid = params_label(grid_params)
+        version = f"{prompt}@{number}"
+        row_key = (
+            f"example:{example_id}"
+            if example_id is not None
+            else "vars:" + json.dumps(variables or {}, sort_keys=True, default=str)
+        )
+        out[rid] = _RunInfo(
+            id=rid,
+            version=version,
+            model=model,
+            params=params,
+            grid_params=grid_params,
+            grid=grid,
+            column=f"{version} | {model}" + (f" | {grid}" if grid else ""),
+            row_key=row_key,
+            repeat=repeat,
+            example_id=example_id,
+            output=output or "",
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two runs to compare: A is the lower run id; `left_run_id` says which one is shown left."""
+
+    sweep_id: int
+    dimension: str
+    run_a_id: int
+    run_b_id: int
+    left_run_id: int
+    entry_a: str = ""
+    entry_b: str = ""
+
+    @property
+    def pair_id(self) -> str:
+        return f"{self.run_a_id}-{self.run_b_id}"
+
+    @property
+    def right_run_id(self) -> int:
+        return self.run_b_id if self.left_run_id == self.run_a_id else self.run_a_id
+
+    @property
+    def left_entry(self) -> str:
+        return self.entry_a if self.left_run_id == self.run_a_id else self.entry_b
+
+    @property
+    def right_entry(self) -> str:
+        return self.entry_b if self.left_run_id == self.run_a_id else self.entry_a
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain ids and labels, for st.session_state or JSON."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Pair:
+        """The inverse of to_dict."""
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    a: _RunInfo
+    b: _RunInfo
+    entry_a: str
+    entry_b: str
+
+    @property
+    def pair_id(self) -> str:
+        return f"{self.a.id}-{self.b.id}"
+
+    @property
+    def identical(self) -> bool:
+        return self.a.output.strip() == self.b.output.strip()
+
+
+def _candidates(runs: dict[int, _RunInfo], by: str) -> list[_Candidate]:
+    groups: dict[tuple, list[_RunInfo]] = {}
+    for info in runs.values():  # ids ascending, so each group is too
+        groups.setdefault((info.row_key, info.repeat, _context(info, by)), []).append(info)
+    out = []
+    for members in groups.values():
+        for a, b in combinations(members, 2):
+            ea, eb = entry_key(a, by), entry_key(b, by)
+            if ea != eb:
+                out.append(_Candidate(a, b, ea, eb))
+    return out
+
+
+def _comparable(a: _RunInfo, b: _RunInfo, by: str) -> bool:
+    return (
+        a.row_key == b.row_key
+        and a.repeat == b.repeat
+        and _context(a, by) == _context(b, by)
+        and entry_key(a, by) != entry_key(b, by)
+    )
+
+
+def candidate_pairs(session: Session, *, sweep_id: int, by: str) -> list[Pair]:
+    """Every pair of done runs of one row and repeat that differ on `by` and agree on the rest.
+
+    Pairs come with A = the lower run id shown on the left; next_pair decides the real sides.
+    """
+    _check_dimension(by)
+    return [
+        Pair(sweep_id, by, c.a.id, c.b.id, c.a.id, c.entry_a, c.entry_b)
+        for c in _candidates(_done_runs(session, sweep_id), by)
+    ]
+
+
+def dimensions_for(session: Session, *, sweep_id: int) -> list[str]:
+    """The dimensions along which this sweep has something to compare (two or more entries)."""
+    runs = list(_done_runs(session, sweep_id).values())
+    grid_keys = {k for r in runs for k in r.grid_params}
+    out = []
+    for by in DIMENSIONS:
+        entries = {entry_key(r, by) for r in runs}
+        if by == "param" and grid_keys <= {"temperature"}:
+            continue  # the same comparison as "temperature"
+        if len(entries) >= 2:
+            out.append(by)
+    return out
+
+
+def rateable_sweeps(session: Session, *, limit: int = 50) -> list[tuple[int, str]]:
+    """(id, label) of recent sweeps with two or more columns, newest first."""
+    sweeps = session.exec(select(Sweep).order_by(col(Sweep.id).desc()).limit(limit)).all()
+    out = []
+    for sw in sweeps:
+        plan = sw.config.get("plan") or {}
+        columns = (
+            len(plan.get("versions") or [])
+            * len(plan.get("models") or [])
+            * max(1, len(plan.get("param_combos") or []))
+        )
+        if columns >= 2:
+            out.append((sw.id, f"#{sw.id} {sw.name} ({sw.status})"))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Ratings
+# ---------------------------------------------------------------------------------------------
+
+
+def _ratings(session: Session, sweep_id: int) -> list[Rating]:
+    return list(session.exec(select(Rating).where(Rating.sweep_id == sweep_id).order_by(col(Rating.id))))
+
+
+def mark_identical_ties(session: Session, *, sweep_id: int, by: str) -> int:
+    """Record an automatic tie for every candidate pair with identical outputs; returns how many are new."""
+    _check_dimension(by)
+    known = {f"{r.run_a_id}-{r.run_b_id}" for r in _ratings(session, sweep_id) if r.auto}
+    added = 0
+    for c in _candidates(_done_runs(session, sweep_id), by):
+        if c.identical and c.pair_id not in known:
+            session.add(
+                Rating(
+                    sweep_id=sweep_id,
+                    run_a_id=c.a.id,
+                    run_b_id=c.b.id,
+                    left_run_id=c.a.id,
+                    verdict="tie",
+                    dimension=by,
+                    rater=AUTO_RATER,
+                    auto=True,
+                )
+            )
+            known.add(c.pair_id)
+            added += 1
+    if added:
+        session.flush()
+    return added
+
+
+def next_pair(
+    session: Session,
+    *,
+    sweep_id: int,
+    by: str,
+    rater: str,
+    rng: random.Random | None = None,
+    exclude: Iterable[str] = (),
+) -> Pair | None:
+    """The next pair for this rater, or None when there is nothing left to rate.
+
+    Balanced: pairs with the fewest human votes first, then the entry pair with the fewest votes,
+    at random among equals; never a pair this rater voted on or one in `exclude` (pair ids the
+    rater skipped). The side shown left is the one shown left less often on this pair so far,
+    at random when even. Identical outputs are recorded as automatic ties first and never returned.
+    """
+    rater = _check_rater(rater)
+    rng = rng or random.Random()
+    mark_identical_ties(session, sweep_id=sweep_id, by=by)
+    cands = [c for c in _candidates(_done_runs(session, sweep_id), by) if not c.identical]
+    skip = set(exclude)
+    pair_votes: Counter[str] = Counter()
+    entry_votes: Counter[tuple[str, str]] = Counter()
+    left_a: Counter[str] = Counter()
+    left_b: Counter[str] = Counter()
+    mine: set[str] = set()
+    by_pid = {c.pair_id: c for c in cands}
+    for r in _ratings(session, sweep_id):
+        if r.auto:
+            continue
+        pid = f"{r.run_a_id}-{r.run_b_id}"
+        pair_votes[pid] += 1
+        (left_a if r.left_run_id == r.run_a_id else left_b)[pid] += 1
+        if r.rater == rater:
+            mine.add(pid)
+        if pid in by_pid:
+            c = by_pid[pid]
+            entry_votes[tuple(sorted((c.entry_a, c.entry_b)))] += 1
+    eligible = [c for c in cands if c.pair_id not in mine and c.pair_id not in skip]
+    if not eligible:
+        return None
+
+    def priority(c: _Candidate) -> tuple[int, int]:
+        return pair_votes[c.pair_id], entry_votes[tuple(sorted((c.entry_a, c.entry_b)))]
+
+    best = min(priority(c) for c in eligible)
+    choice = rng.choice([c for c in eligible if priority(c) == best])
+    la, lb = left_a[choice.pair_id], left_b[choice.pair_id]
+    left = choice.a.id if la < lb else choice.b.id if lb < la else rng.choice((choice.a.id, choice.b.id))
+    return Pair(sweep_id, by, choice.a.id, choice.b.id, left, choice.entry_a, choice.entry_b)
+
+
+def _check_rater(rater: str) -> str:
+    name = (rater or "").strip()
+    if not name:
+        raise ValidationError("Enter your name before rating, so your votes can be told apart.")
+    if name == AUTO_RATER:
+        raise ValidationError(f"'{AUTO_RATER}' is reserved for automatic ties; choose another name.")
+    if len(name) > MAX_RATER:
+        raise ValidationError(f"A rater name can have at most {MAX_RATER} characters.")
+    return name
+
+
+def record_vote(
+    session: Session, *, pair: Pair | Mapping[str, Any], verdict_side: str, rater: str, comment: str = ""
+) -> Rating:
+    """Store one vote: the side the rater preferred ("left" | "right"), "tie" or "both_bad".
+
+    The side is turned into a | b through the pair's left_run_id. Raises DuplicateVoteError when
+    this rater already voted on the pair, ValidationError for anything else that does not fit.
+    """
+    p = pair if isinstance(pair, Pair) else Pair.from_dict(pair)
+    rater = _check_rater(rater)
+    if verdict_side not in SIDES:
+        raise ValidationError(f"Unknown verdict {verdict_side!r}; use one of {', '.join(SIDES)}.")
+    comment = (comment or "").strip()
+    if len(comment) > MAX_COMMENT:
+        raise ValidationError(f"The comment has {len(comment)} characters; the limit is {MAX_COMMENT}.")
+    a_id, b_id = sorted((p.run_a_id, p.run_b_id))
+    if a_id == b_id or p.left_run_id not in (a_id, b_id):
+        raise ValidationError("A vote needs two different runs, one of them shown on the left.")
+    run_a, run_b = session.get(Run, a_id), session.get(Run, b_id)
+    for run in (run_a, run_b):
+        if run is None or run.sweep_id != p.sweep_id or run.status != "done":
+            raise ValidationError(
+                f"Run {a_id if run is run_a else b_id} is not a done run of sweep {p.sweep_id}."
+            )
+    same_row = (run_a.example_id, run_a.variables if run_a.example_id is None else None) == (
+        run_b.example_id,
+        run_b.variables if run_b.example_id is None else None,
+    )
+    if not same_row:
+        raise ValidationError("Runs of different rows cannot be compared.")
+    dup = session.exec(
+        select(Rating.id).where(Rating.run_a_id == a_id, Rating.run_b_id == b_id, Rating.rater == rater)
+    ).first()
+    if dup is not None:
+        raise DuplicateVoteError(f"{rater} already rated this pair; it counts once.")
+    if verdict_side in ("left", "right"):
+        a_won = (verdict_side == "left") == (p.left_run_id == a_id)
+        verdict = "a" if a_won else "b"
+    else:
+        verdict = verdict_side
+    rating = Rating(
+        sweep_id=p.sweep_id,
+        run_a_id=a_id,
+        run_b_id=b_id,
+        left_run_id=p.left_run_id,
+        verdict=verdict,
+        dimension=p.dimension,
+        rater=rater,
+        comment=comment,
+    )
+    session.add(rating)
+    session.flush()
+    return rating
+
+
+@dataclass(frozen=True)
+class Card:
+    """What a rater sees for one pair: the shared input and the two outputs by side."""
+
+    variables: dict[str, Any]
+    expected: str | None
+    left_output: str
+    right_output: str
+    left_finish: str | None
+    right_finish: str | None
+
+
+def card_for(session: Session, pair: Pair) -> Card:
+    """The shared input (variables, expected answer) and both outputs of a pair, by screen side."""
+    left, right = session.get(Run, pair.left_run_id), session.get(Run, pair.right_run_id)
+    if left is None or right is None:
+        raise ValidationError("This pair's runs no longer exist; pick the next pair.")
+    example = session.get(Example, left.example_id) if left.example_id is not None else None
+    return Card(
+        variables=dict(example.inputs if example else left.variables or {}),
+        expected=example.expected if example else None,
+        left_output=left.output or "",
+        right_output=right.output or "",
+        left_finish=left.finish_reason,
+        right_finish=right.finish_reason,
+    )
+
+
+def load_votes(session: Session, *, sweep_id: int, by: str) -> list[ranking.Vote]:
+    """The sweep's votes that are clean comparisons along `by`, as ranking.Vote (entries as names).
+
+    Automatic ties count once per pair even if recorded twice (two raters racing).
+    """
+    _check_dimension(by)
+    runs = _done_runs(session, sweep_id)
+    votes: list[ranking.Vote] = []
+    autos: set[str] = set()
+    for r in _ratings(session, sweep_id):
+        a, b = runs.get(r.run_a_id), runs.get(r.run_b_id)
+        if a is None or b is None or not _comparable(a, b, by):
+            continue
+        pid = f"{r.run_a_id}-{r.run_b_id}"
+        if r.auto:
+            if pid in autos:
+                continue
+            autos.add(pid)
+        votes.append(
+            ranking.Vote(
+                a=entry_key(a, by),
+                b=entry_key(b, by),
+                verdict=r.verdict,
+                left_is_a=r.left_run_id == r.run_a_id,
+                rater=r.rater,
+                pair_id=pid,
+                auto=r.auto,
+            )
+        )
+    return votes
+
+
+# ---------------------------------------------------------------------------------------------
+# Leaderboard and progress
+# ---------------------------------------------------------------------------------------------
+
+
+def _entry_metrics(session: Session, sweep_id: int, by: str) -> pd.DataFrame:
+    """Per entry: done runs, mean of each automatic score, total and per-run cost, latency p50."""
+    df = runs_frame(session, sweep_id)
+    base = ["entry", "runs", "cost_usd", "cost_per_run_usd", "latency_p50_ms"]
+    if df.empty:
+        return pd.DataFrame(columns=base)
+    df = df[df["status"] == "done"].copy()
+    if df.empty:
+        return pd.DataFrame(columns=base)
+    df["entry"] = [entry_key(row, by) for _, row in df.iterrows()]
+    score_cols = sorted(c for c in df.columns if c.startswith("score_"))
+    rows = []
+    for entry, g in df.groupby("entry", sort=True):
+        row: dict[str, Any] = {"entry": entry, "runs": len(g)}
+        for c in score_cols:
+            vals = g[c].dropna()
+            row[f"{c}_mean"] = float(vals.mean()) if len(vals) else None
+        priced = g["cost_usd"].dropna()
+        known = len(priced) == len(g)  # one unpriced run makes the total unknown, never a silent $0
+        row["cost_usd"] = float(priced.sum()) if known else None
+        row["cost_per_run_usd"] = float(priced.sum()) / len(g) if known else None
+        lat = g["latency_ms"].dropna()
+        row["latency_p50_ms"] = float(lat.quantile(0.5)) if len(lat) else None
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def leaderboard_for(
+    session: Session, *, sweep_id: int, by: str, rounds: int = 200, seed: int = 0
+) -> pd.DataFrame:
+    """ranking.leaderboard of the sweep's votes along `by`, with each entry's automatic scores,
+    cost and latency from the sweep on the same row.
+
+    Every entry with a done run is listed (unvoted ones score the base 1000 with 0 votes).
+    Columns: ranking.LEADERBOARD_COLUMNS, then runs, score_<metric>_mean per metric, cost_usd
+    (total; NaN when any run is unpriced), cost_per_run_usd, latency_p50_ms. Missing numbers are NaN.
+    """
+    votes = load_votes(session, sweep_id=sweep_id, by=by)
+    metrics = _entry_metrics(session, sweep_id, by)
+    entries = list(metrics["entry"]) if not metrics.empty else []
+    board = ranking.leaderboard(votes, rounds=rounds, seed=seed, entries=entries)
+    merged = board.merge(metrics, on="entry", how="left")
+    for c in merged.columns[len(ranking.LEADERBOARD_COLUMNS) :]:
+        merged[c] = pd.to_numeric(merged[c], errors="coerce")
+    return merged
+
+
+@dataclass(frozen=True)
+class RatingProgress:
+    """How far rating along one dimension has come, overall and for one rater."""
+
+    rater_votes: int  # human votes this rater cast on pairs of this dimension
+    total_votes: int  # human votes by anyone
+    auto_ties: int  # pairs recorded as ties because both outputs were identical
+    pairs_total: int  # pairs a human can rate (identical ones left out)
+    pairs_left: int  # of those, pairs this rater has neither voted on nor skipped
+    raters: int  # distinct human raters
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def progress_for(
+    session: Session, *, sweep_id: int, by: str, rater: str, exclude: Iterable[str] = ()
+) -> RatingProgress:
+    """Votes cast (by this rater and by all), automatic ties, and pairs left for this rater."""
+    _check_dimension(by)
+    rater = (rater or "").strip()
+    cands = _candidates(_done_runs(session, sweep_id), by)
+    pids = {c.pair_id for c in cands}
+    rateable = {c.pair_id for c in cands if not c.identical}
+    ratings = [r for r in _ratings(session, sweep_id) if f"{r.run_a_id}-{r.run_b_id}" in pids]
+    human = [r for r in ratings if not r.auto]
+    autos = {f"{r.run_a_id}-{r.run_b_id}" for r in ratings if r.auto}
+    mine = {f"{r.run_a_id}-{r.run_b_id}" for r in human if r.rater == rater}
+    return RatingProgress(
+        rater_votes=len(mine),
+        total_votes=len(human),
+        auto_ties=len(autos),
+        pairs_total=len(rateable),
+        pairs_left=len(rateable - mine - set(exclude)),
+        raters=len({r.rater for r in human}),
+    )
+
+
+def ranking_report(session: Session, *, sweep_id: int, by: str, rounds: int = 200, seed: int = 0) -> dict:
+    """Everything a ranking view shows: leaderboard, pair table, position bias, rater agreement."""
+    votes = load_votes(session, sweep_id=sweep_id, by=by)
+    return {
+        "sweep_id": sweep_id,
+        "by": by,
+        "votes": sum(1 for v in votes if not v.auto),
+        "auto_ties": sum(1 for v in votes if v.auto),
+        "leaderboard": leaderboard_for(session, sweep_id=sweep_id, by=by, rounds=rounds, seed=seed),
+        "pairs": ranking.pair_table(votes),
+        "position_bias": ranking.position_bias(votes),
+        "agreement": ranking.rater_agreement(votes),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Export
+# ---------------------------------------------------------------------------------------------
+
+
+def export_ratings(session: Session, *, sweep_id: int | None = None) -> list[dict[str, Any]]:
+    """One flat row per vote (EXPORT_COLUMNS): run ids, both sides' version/model/grid, the verdict,
+    the side shown left, rater, comment, auto flag and time. All sweeps when sweep_id is None."""
+    stmt = select(Rating).order_by(col(Rating.id))
+    if sweep_id is not None:
+        require_sweep(session, sweep_id)
+        stmt = stmt.where(Rating.sweep_id == sweep_id)
+    ratings = list(session.exec(stmt))
+    run_ids = {r.run_a_id for r in ratings} | {r.run_b_id for r in ratings}
+    labels: dict[int, tuple[str, str, str, int | None, int]] = {}
+    grid_keys: dict[int, list[str]] = {}
+    ids = sorted(run_ids)
+    for start in range(0, len(ids), 500):
+        stmt_runs = (
+            select(
+                Run.id,
+                Run.sweep_id,
+                Prompt.name,
+                PromptVersion.number,
+                Run.model,
+                Run.params,
+                Run.example_id,
+                Run.repeat_index,
+            )
+            .join(PromptVersion, PromptVersion.id == Run.version_id)
+            .join(Prompt, Prompt.id == PromptVersion.prompt_id)
+            .where(col(Run.id).in_(ids[start : start + 500]))
+        )
+        for rid, sid, prompt, number, model, params, example_id, repeat in session.exec(stmt_runs):
+            if sid not in grid_keys:
+                sweep = session.get(Sweep, sid)
+                grid_keys[sid] = list(((sweep.config if sweep else {}).get("spec") or {}).get("params") or {})
+            grid = params_label({k: (params or {}).get(k) for k in grid_keys[sid] if k in (params or {})})
+            labels[rid] = (f"{prompt}@{number}", model, grid, example_id, repeat)
+    rows = []
+    for r in ratings:
+        la = labels.get(r.run_a_id, ("", "", "", None, 0))
+        lb = labels.get(r.run_b_id, ("", "", "", None, 0))
+        winner = r.run_a_id if r.verdict == "a" else r.run_b_id if r.verdict == "b" else None
+        rows.append(
+            {
+                "rating_id": r.id,
+                "sweep_id": r.sweep_id,
+                "created_at": _iso_utc(r.created_at),
+                "rater": r.rater,
+                "dimension": r.dimension,
+                "verdict": r.verdict,
+                "winner_run_id": winner,
+                "shown_left": "a" if r.left_run_id == r.run_a_id else "b",
+                "auto": bool(r.auto),
+                "comment": r.comment,
+                "run_a_id": r.run_a_id,
+                "run_b_id": r.run_b_id,
+                "left_run_id": r.left_run_id,
+                "version_a": la[0],
+                "version_b": lb[0],
+                "model_a": la[1],
+                "model_b": lb[1],
+                "params_a": la[2],
+                "params_b": lb[2],
+                "example_id": la[3],
+                "repeat": la[4],
+            }
+        )
+    return rows
+
+
+def _iso_utc(moment: datetime | None) -> str | None:
+    # SQLite hands back naive datetimes; they were stored in UTC, so say so in the export.
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+
+
+def ratings_csv(rows: list[dict[str, Any]]) -> str:
+    """CSV of export rows (header always present); formula-like cells are neutralised."""
+    buf = io.StringIO()
+    columns = list(EXPORT_COLUMNS) + [k for r in rows for k in r if k not in EXPORT_COLUMNS]
+    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(columns)), extrasaction="ignore")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: neutralise_formula(v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def ratings_json(rows: list[dict[str, Any]]) -> str:
+    """JSON array of export rows."""
+    return json.dumps(rows, indent=2, ensure_ascii=False, default=str)
+
+
+def render_export(rows: list[dict[str, Any]], fmt: str) -> str:
+    """Export rows as 'csv' or 'json' text."""
+    if fmt == "csv":
+        return ratings_csv(rows)
+    if fmt == "json":
+        return ratings_json(rows)
+    raise ValidationError(f"Unknown export format {fmt!r}; use csv or json.")
