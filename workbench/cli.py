@@ -437,6 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
     from workbench import cli_ratings
 
     cli_ratings.add_commands(sub)
+    from workbench import cli_export
+
+    cli_export.add_commands(sub)
     return p
 
 

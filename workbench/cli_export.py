@@ -1,0 +1,207 @@
+"""`python -m workbench export | import | gate`: versions as released artifacts, and a CI gate.
+
+Exit codes follow cli.main: usage errors raise WorkbenchError (exit 2); `gate` returns 1 itself
+when the candidate regresses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _write(text: str, out: str | None, what: str) -> None:
+    """Write to --out (or stdout with '-' / no --out)."""
+    if not out or out == "-":
+        sys.stdout.write(text)
+        return
+    from workbench.errors import ValidationError
+
+    try:
+        Path(out).write_text(text, encoding="utf-8", newline="")
+    except OSError as exc:
+        raise ValidationError(f"Cannot write {out}: {exc.strerror}.") from None
+    print(f"Wrote {what} to {out}.", file=sys.stderr)
+
+
+def _names(values: list[str] | None) -> list[str]:
+    return [n.strip() for v in values or [] for n in v.split(",") if n.strip()]
+
+
+def cmd_export_versions(args: argparse.Namespace) -> int:
+    """Export versions (all, or filtered by prompt / label / winners of a sweep)."""
+    from workbench.cli import _ensure_db
+    from workbench.db import session_scope
+    from workbench.export import Selection, export_versions
+
+    _ensure_db()
+    selection = Selection(prompts=_names(args.prompt), label=args.label, winners=args.winners)
+    with session_scope() as s:
+        text = export_versions(s, selection=selection, fmt=args.format)
+    _write(text, args.out, f"versions ({args.format})")
+    return 0
+
+
+def cmd_export_runs(args: argparse.Namespace) -> int:
+    """Export a sweep's cells, one row per cell."""
+    from workbench.cli import _ensure_db
+    from workbench.db import session_scope
+    from workbench.export import export_runs
+
+    _ensure_db()
+    with session_scope() as s:
+        text = export_runs(s, sweep_id=args.sweep_id, fmt=args.format)
+    _write(text, args.out, f"runs of sweep {args.sweep_id} ({args.format})")
+    return 0
+
+
+def cmd_export_ratings(args: argparse.Namespace) -> int:
+    """Export a sweep's votes, one row per vote."""
+    from workbench.cli import _ensure_db
+    from workbench.db import session_scope
+    from workbench.export import export_ratings
+
+    _ensure_db()
+    with session_scope() as s:
+        text = export_ratings(s, sweep_id=args.sweep_id, fmt=args.format)
+    _write(text, args.out, f"ratings of sweep {args.sweep_id} ({args.format})")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Import versions from a JSON export (all or nothing; nothing is overwritten)."""
+    from workbench.cli import _ensure_db
+    from workbench.db import session_scope
+    from workbench.errors import ImportFileError
+    from workbench.importer import import_file
+
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImportFileError(f"Cannot read {path}: {exc.strerror}.") from None
+    _ensure_db()
+    with session_scope() as s:
+        result = import_file(s, data, filename=path.name, dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        if args.dry_run:
+            print("Dry run: nothing was written.")
+        print("\n".join(result.lines()))
+    return 0
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    """Compare a candidate with a baseline on a dataset; exit 0 when it holds up, 1 when it regresses."""
+    from workbench.cli import _ensure_db
+    from workbench.errors import ValidationError
+    from workbench.gate import GateSpec, render_table, run_gate
+
+    missing = [
+        flag
+        for flag, value in (
+            ("--prompt", args.candidate),
+            ("--baseline", args.baseline),
+            ("--dataset", args.dataset),
+            ("--models", args.models),
+        )
+        if not value
+    ]
+    if missing:
+        raise ValidationError(
+            f"gate needs {', '.join(missing)}: e.g. python -m workbench gate --prompt NAME@3 "
+            "--baseline NAME:production --dataset D --models M --score exact"
+        )
+    spec = GateSpec(
+        candidate=args.candidate,
+        baseline=args.baseline,
+        dataset=args.dataset,
+        models=[m.strip() for m in args.models.split(",") if m.strip()],
+        score=args.score,
+        min_score=args.min_score,
+        max_regression=args.max_regression,
+        max_cost=args.max_cost,
+        promote=args.promote,
+        use_cache=not args.no_cache,
+        limit=args.limit,
+    )
+    spec.check()
+    _ensure_db()
+    result = run_gate(spec)
+    code = 0 if result.passed else 1
+    if args.json:
+        print(json.dumps({**result.to_dict(), "exit_code": code}, indent=2, ensure_ascii=False))
+    else:
+        print(render_table(result))
+    return code
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register export (versions / runs / ratings), import and gate on the CLI parser."""
+    fmt_help = "csv (one row each, for spreadsheets) or json (lossless, importable)."
+    out_help = "File to write (default: standard output)."
+
+    export = sub.add_parser("export", help="Export versions, or a sweep's runs or ratings, as CSV or JSON.")
+    esub = export.add_subparsers(dest="export_command", metavar="WHAT")
+    c = esub.add_parser("versions", help="Prompt versions with their evidence (all when no filter is given).")
+    c.add_argument(
+        "--prompt", action="append", help="NAME (all its versions), NAME@N or NAME:label; repeatable."
+    )
+    c.add_argument("--label", help="Only versions carrying this label, e.g. production.")
+    c.add_argument("--winners", type=int, metavar="SWEEP", help="Only the winning version of sweep SWEEP.")
+    c.add_argument("--format", choices=["csv", "json"], default="json", help=fmt_help)
+    c.add_argument("--out", help=out_help)
+    c.set_defaults(func=cmd_export_versions)
+    for what, func, text in (
+        ("runs", cmd_export_runs, "A sweep's cells, one row per cell, with outputs and scores."),
+        ("ratings", cmd_export_ratings, "A sweep's pairwise votes, one row per vote."),
+    ):
+        c = esub.add_parser(what, help=text)
+        c.add_argument(
+            "sweep_id", type=int, metavar="SWEEP", help="Sweep id (see: python -m workbench sweep list)."
+        )
+        c.add_argument("--format", choices=["csv", "json"], default="json", help=fmt_help)
+        c.add_argument("--out", help=out_help)
+        c.set_defaults(func=func)
+    export.set_defaults(func=lambda a: _help(export))
+
+    c = sub.add_parser("import", help="Import versions from a JSON export (never overwrites anything).")
+    c.add_argument("file", help="A .json file written by `export versions --format json`.")
+    c.add_argument("--dry-run", action="store_true", help="Report what would happen; write nothing.")
+    c.add_argument("--json", action="store_true", help="Print the report as JSON.")
+    c.set_defaults(func=cmd_import)
+
+    c = sub.add_parser(
+        "gate", help="CI release gate: exit 0 if a candidate holds up against a baseline, 1 if it regresses."
+    )
+    c.add_argument("--prompt", "--candidate", dest="candidate", help="The candidate: NAME@N or NAME:label.")
+    c.add_argument("--baseline", help="The baseline, usually NAME:production.")
+    c.add_argument("--dataset", help="Labelled dataset to run both on.")
+    c.add_argument("--models", help="Comma-separated model ids.")
+    c.add_argument("--score", default="exact", help="Metric to compare (default exact).")
+    c.add_argument("--min-score", dest="min_score", type=float, help="Fail below this mean score.")
+    c.add_argument(
+        "--max-regression",
+        dest="max_regression",
+        type=float,
+        default=0.02,
+        help="Fail when the baseline's mean beats the candidate's by more than this (default 0.02).",
+    )
+    c.add_argument(
+        "--max-cost", dest="max_cost", type=float, help="Fail when the candidate costs more (USD)."
+    )
+    c.add_argument("--limit", type=int, help="Use only the first N dataset rows.")
+    c.add_argument("--no-cache", action="store_true", help="Call models again even for identical cells.")
+    c.add_argument(
+        "--promote", action="store_true", help="On a pass, move the baseline's label to the candidate."
+    )
+    c.add_argument("--json", action="store_true", help="Print the verdict as JSON.")
+    c.set_defaults(func=cmd_gate)
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2

@@ -1,0 +1,287 @@
+"""A release gate for CI: run a candidate and a baseline version through one sweep and compare.
+
+The candidate passes when, on every model and overall, its mean score is not more than
+`max_regression` below the baseline's, its overall mean reaches `min_score` (when given), its cost
+over the dataset stays within `max_cost` (when given), and none of its cells failed. The sweep is
+cache-aware, so re-running a gate on unchanged versions calls no model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlmodel import col, select
+
+from workbench import prompts
+from workbench.db import session_scope
+from workbench.errors import ValidationError
+from workbench.models import Prompt, Run
+
+DEFAULT_MAX_REGRESSION = 0.02
+
+
+@dataclass
+class GateSpec:
+    """What to compare: candidate and baseline references (NAME@N or NAME:label) on a dataset."""
+
+    candidate: str
+    baseline: str
+    dataset: str
+    models: list[str]
+    score: str = "exact"
+    min_score: float | None = None
+    max_regression: float = DEFAULT_MAX_REGRESSION
+    max_cost: float | None = None
+    promote: bool = False
+    use_cache: bool = True
+    limit: int | None = None
+    concurrency: int = 8
+
+    def check(self) -> None:
+        """Refuse settings that make no sense (a usage error, not a failed gate)."""
+        if not self.models:
+            raise ValidationError("Give --models m1,m2 (see: python -m workbench models).")
+        if not self.score:
+            raise ValidationError("Give --score METRIC (for example exact).")
+        if self.max_regression < 0:
+            raise ValidationError("--max-regression cannot be negative.")
+        if self.max_cost is not None and self.max_cost < 0:
+            raise ValidationError("--max-cost cannot be negative.")
+        if self.min_score is not None and self.min_score < 0:
+            raise ValidationError("--min-score cannot be negative.")
+        if self.promote and not prompts.VersionRef.parse(self.baseline).label:
+            raise ValidationError(
+                f"--promote moves the baseline's label, but '{self.baseline}' names no label: "
+                "give the baseline as NAME:label (for example NAME:production)."
+            )
+
+
+@dataclass
+class GateRow:
+    """Candidate against baseline on one model (or 'overall')."""
+
+    model: str
+    candidate_mean: float | None
+    baseline_mean: float | None
+    delta: float | None
+    candidate_n: int
+    candidate_failed: int
+    baseline_failed: int
+    candidate_cost_usd: float | None
+    ok: bool
+
+
+@dataclass
+class GateResult:
+    """The verdict, the table that explains it, and where the evidence lives (the sweep)."""
+
+    passed: bool
+    candidate: str
+    baseline: str
+    metric: str
+    sweep_id: int
+    reasons: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    rows: list[GateRow] = field(default_factory=list)
+    promoted: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _mean(values) -> float | None:
+    vals = [float(v) for v in values if v is not None and v == v]
+    return sum(vals) / len(vals) if vals else None
+
+
+def _candidate_costs(sweep_id: int, version_id: int) -> dict[str, float | None]:
+    """Cost per model of running the candidate over the dataset; cache hits count what they cost first."""
+    with session_scope() as s:
+        runs = s.exec(
+            select(Run).where(Run.sweep_id == sweep_id, Run.version_id == version_id, Run.status == "done")
+        ).all()
+        origin_ids = [r.cached_from_id for r in runs if r.cached and r.cached_from_id]
+        origin = (
+            {r.id: r.cost_usd for r in s.exec(select(Run).where(col(Run.id).in_(origin_ids)))}
+            if origin_ids
+            else {}
+        )
+    costs: dict[str, float | None] = {}
+    for r in runs:
+        cost = origin.get(r.cached_from_id) if r.cached else r.cost_usd
+        if r.model not in costs:
+            costs[r.model] = 0.0
+        if cost is None or costs[r.model] is None:
+            costs[r.model] = None  # unpriced: unknown, never a silent $0
+        else:
+            costs[r.model] += cost
+    return costs
+
+
+def run_gate(spec: GateSpec, *, executor_options: Any = None) -> GateResult:
+    """Run the gate's sweep (cache-aware), compare, and move the label when asked and passed."""
+    from workbench.sweeps.execute import execute_sweep
+    from workbench.sweeps.plan import SweepSpec, create_sweep
+    from workbench.sweeps.summary import runs_frame
+
+    spec.check()
+    with session_scope() as s:
+        cand = prompts.resolve(s, spec.candidate)
+        base = prompts.resolve(s, spec.baseline)
+        cand_name = prompts.resolve_name(s, cand)
+        base_name = prompts.resolve_name(s, base)
+        if spec.promote and cand.prompt_id != base.prompt_id:
+            raise ValidationError(
+                f"--promote moves a label within one prompt; {cand_name} and {base_name} belong to "
+                "different prompts."
+            )
+        sweep, _ = create_sweep(
+            s,
+            SweepSpec(
+                prompts=[cand_name, base_name],
+                models=spec.models,
+                dataset=spec.dataset,
+                scoring={"metrics": [spec.score]},
+                use_cache=spec.use_cache,
+                max_rows=spec.limit,
+                concurrency=spec.concurrency,
+                name=f"gate: {cand_name} vs {base_name}",
+            ),
+        )
+        sweep_id, cand_id, base_id = sweep.id, cand.id, base.id
+    execute_sweep(sweep_id, executor_options)
+    with session_scope() as s:
+        df = runs_frame(s, sweep_id)
+    result = GateResult(
+        passed=True,
+        candidate=cand_name,
+        baseline=base_name,
+        metric=spec.score,
+        sweep_id=sweep_id,
+    )
+    if cand_id == base_id:
+        result.notes.append(f"Candidate and baseline are the same version ({cand_name}).")
+    column = f"score_{spec.score}"
+    if column not in df.columns:
+        df[column] = None
+    costs = _candidate_costs(sweep_id, cand_id)
+    models = list(dict.fromkeys(df["model"]))  # the catalog's ids, in plan order
+    for model in [*models, "overall"]:
+        rows = df if model == "overall" else df[df["model"] == model]
+        c_rows, b_rows = rows[rows["version_id"] == cand_id], rows[rows["version_id"] == base_id]
+        c_done, b_done = c_rows[c_rows["status"] == "done"], b_rows[b_rows["status"] == "done"]
+        c_mean, b_mean = _mean(c_done[column]), _mean(b_done[column])
+        delta = None if c_mean is None or b_mean is None else c_mean - b_mean
+        if model == "overall":
+            priced = [costs.get(m, 0.0) for m in models]
+            cost = None if any(c is None for c in priced) else sum(priced)
+        else:
+            cost = costs.get(model, 0.0)
+        row = GateRow(
+            model=model,
+            candidate_mean=c_mean,
+            baseline_mean=b_mean,
+            delta=delta,
+            candidate_n=len(c_rows),
+            candidate_failed=int((c_rows["status"] != "done").sum()),
+            baseline_failed=int((b_rows["status"] != "done").sum()),
+            candidate_cost_usd=cost,
+            ok=True,
+        )
+        where = "overall" if model == "overall" else f"on {model}"
+        if c_mean is None:
+            row.ok = False
+            result.reasons.append(f"The candidate has no '{spec.score}' scores {where}.")
+        elif delta is not None and -delta > spec.max_regression:
+            row.ok = False
+            result.reasons.append(
+                f"Regression {where}: {spec.score} {c_mean:.3f} vs baseline {b_mean:.3f} "
+                f"({delta:+.3f}; allowed -{spec.max_regression:g})."
+            )
+        if row.candidate_failed:
+            row.ok = False
+        if row.candidate_failed and model != "overall":
+            result.reasons.append(
+                f"{row.candidate_failed} of the candidate's {row.candidate_n} cells failed {where} "
+                f"(see: python -m workbench sweep show {sweep_id})."
+            )
+        if row.baseline_failed and model != "overall":
+            result.notes.append(f"{row.baseline_failed} baseline cells failed {where}.")
+        result.rows.append(row)
+    overall = result.rows[-1]
+    if (
+        spec.min_score is not None
+        and overall.candidate_mean is not None
+        and overall.candidate_mean < spec.min_score
+    ):
+        overall.ok = False
+        result.reasons.append(
+            f"The candidate's mean {spec.score} {overall.candidate_mean:.3f} is below "
+            f"--min-score {spec.min_score:g}."
+        )
+    if spec.max_cost is not None:
+        if overall.candidate_cost_usd is None:
+            overall.ok = False
+            result.reasons.append(
+                "The candidate's cost is unknown (a model has no price), so --max-cost cannot be checked: "
+                "add prices to models.toml or drop --max-cost."
+            )
+        elif overall.candidate_cost_usd > spec.max_cost:
+            overall.ok = False
+            result.reasons.append(
+                f"The candidate costs ${overall.candidate_cost_usd:.6f} over the dataset, above --max-cost "
+                f"${spec.max_cost:g}."
+            )
+    result.passed = not result.reasons
+    if result.passed and spec.promote and cand_id == base_id:
+        result.notes.append("Nothing to promote: the label already points at the candidate.")
+    elif result.passed and spec.promote:
+        label = prompts.VersionRef.parse(spec.baseline).label
+        with session_scope() as s:
+            prompts.set_label(s, version_id=cand_id, label=label, actor="gate")
+            prompt = s.get(Prompt, s.get(prompts.PromptVersion, cand_id).prompt_id)
+        result.promoted = f"{prompt.name}:{label} -> {cand_name}"
+    return result
+
+
+def render_table(result: GateResult) -> str:
+    """The verdict as a short plain-text table with the reasons under it."""
+    from workbench.textout import table
+
+    def num(v: float | None, fmt: str = ".3f") -> str:
+        return "-" if v is None else format(v, fmt)
+
+    rows = [
+        (
+            r.model,
+            num(r.candidate_mean),
+            num(r.baseline_mean),
+            "-" if r.delta is None else f"{r.delta:+.3f}",
+            r.candidate_n,
+            r.candidate_failed,
+            "unknown" if r.candidate_cost_usd is None else f"${r.candidate_cost_usd:.6f}",
+            "ok" if r.ok else "FAIL",
+        )
+        for r in result.rows
+    ]
+    headers = [
+        "model",
+        f"candidate {result.metric}",
+        "baseline",
+        "delta",
+        "cells",
+        "failed",
+        "cost",
+        "verdict",
+    ]
+    verdict = "PASS" if result.passed else "FAIL"
+    lines = [
+        f"{verdict}: {result.candidate} vs {result.baseline} on {result.metric} (sweep {result.sweep_id})",
+        table(headers, rows),
+    ]
+    lines += [f"- {r}" for r in result.reasons]
+    lines += [f"note: {n}" for n in result.notes]
+    if result.promoted:
+        lines.append(f"promoted: {result.promoted}")
+    return "\n".join(lines)
