@@ -253,6 +253,15 @@ def examples_of(session: Session, dataset_id: int, *, limit: int | None = None) 
     return list(session.exec(stmt))
 
 
+def examples_by_id(session: Session, ids: list[int]) -> dict[int, Example]:
+    """Rows by id (chunked IN queries, for sweeps with many rows)."""
+    out: dict[int, Example] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        out.update({e.id: e for e in session.exec(select(Example).where(col(Example.id).in_(chunk)))})
+    return out
+
+
 def replace_rows(
     session: Session, *, dataset_id: int, rows: list[dict[str, Any]], expected_key: str = "expected"
 ) -> int:

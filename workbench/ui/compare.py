@@ -1,0 +1,314 @@
+"""The Compare page: outputs side by side, a summary per column, and plotly charts.
+
+A column is (version, model, grid params); rows are dataset rows; repeats stack in a cell. The
+runs of a sweep are loaded once per (sweep, finished count) and cached, filters work on the
+cached frame, the side-by-side grid is paginated, and charts aggregate per column, so a sweep
+of 10,000 cells stays responsive (tests/bench/bench_compare.py measures it).
+"""
+
+from __future__ import annotations
+
+import difflib
+import html
+import math
+from typing import Any
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from workbench import datasets
+from workbench.sweeps.summary import list_sweeps, progress, runs_frame, summarize
+from workbench.ui.common import db
+
+PAGE_SIZE = 20
+DASH = "–"
+
+
+@st.cache_data(show_spinner="Loading results ...", max_entries=8)
+def _frame(sweep_id: int, finished: int) -> pd.DataFrame:
+    """All cells of a sweep (cached until more cells finish)."""
+    with db() as s:
+        df = runs_frame(s, sweep_id)
+        if df.empty:
+            return df
+        ids = [int(i) for i in df["example_id"].dropna().unique()]
+        rows = {e.id: (e.position, e.inputs, e.expected) for e in datasets.examples_by_id(s, ids).values()}
+    df["row"] = df["example_id"].map(lambda i: rows[i][0] + 1 if i in rows else 1).astype(int)
+    df["input"] = df["example_id"].map(
+        lambda i: " · ".join(f"{k}: {v}" for k, v in rows[i][1].items()) if i in rows else "(variables)"
+    )
+    df["expected"] = df["example_id"].map(lambda i: rows[i][2] if i in rows else None)
+    return df
+
+
+def _money(v: Any) -> str:
+    return DASH if v is None or (isinstance(v, float) and math.isnan(v)) else f"${v:.4f}"
+
+
+def _num(v: Any, spec: str = ".0f") -> str:
+    return DASH if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:{spec}}"
+
+
+def render() -> None:
+    """Draw the Compare page."""
+    st.title("🔍 Compare")
+    with db() as s:
+        items = list_sweeps(s, 200)
+    if not items:
+        st.info("No sweeps yet: start one on the Run page.")
+        return
+    labels = {sw.id: f"{sw.id}: {sw.name} ({p.total:,} cells, {sw.status})" for sw, p in items}
+    default = st.session_state.get("run.sweep_id")
+    ids = list(labels)
+    sweep_id = st.selectbox(
+        "Sweep",
+        ids,
+        index=ids.index(default) if default in ids else 0,
+        format_func=labels.get,
+        key="compare.sweep",
+    )
+    with db() as s:
+        p = progress(s, sweep_id)
+    df = _frame(sweep_id, p.finished)
+    if df.empty:
+        st.info("This sweep has no cells.")
+        return
+    if p.remaining:
+        st.caption(f"{p.remaining:,} cells still running; reload to see more.")
+    filtered = _filters(df)
+    if filtered.empty:
+        st.warning("No cells match the filters.")
+        return
+    tab_grid, tab_summary, tab_charts = st.tabs(["Side by side", "Summary", "Charts"])
+    with tab_summary:
+        _summary(filtered)
+    with tab_charts:
+        _charts(filtered)
+    with tab_grid:
+        _grid(filtered)
+
+
+def _filters(df: pd.DataFrame) -> pd.DataFrame:
+    with st.expander("Filters", expanded=False):
+        c1, c2, c3, c4 = st.columns(4)
+        versions = c1.multiselect("Versions", sorted(df["version"].unique()), key="compare.f_versions")
+        models = c2.multiselect("Models", sorted(df["model"].unique()), key="compare.f_models")
+        grids = c3.multiselect("Parameters", sorted(df["grid"].unique()), key="compare.f_grid")
+        statuses = c4.multiselect("Status", sorted(df["status"].unique()), key="compare.f_status")
+        score_cols = [c for c in df.columns if c.startswith("score_")]
+        metric = None
+        if score_cols:
+            c5, c6 = st.columns(2)
+            metric = c5.selectbox(
+                "Score filter", ["(none)", *[c[6:] for c in score_cols]], key="compare.f_metric"
+            )
+            if metric != "(none)":
+                values = df[f"score_{metric}"].dropna()
+                lo, hi = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
+                if lo == hi:
+                    hi = lo + 1
+                rng = c6.slider("Score range", lo, hi, (lo, hi), key=f"compare.f_range.{metric}")
+    out = df
+    if versions:
+        out = out[out["version"].isin(versions)]
+    if models:
+        out = out[out["model"].isin(models)]
+    if grids:
+        out = out[out["grid"].isin(grids)]
+    if statuses:
+        out = out[out["status"].isin(statuses)]
+    if metric and metric != "(none)":
+        col = out[f"score_{metric}"]
+        out = out[(col >= rng[0]) & (col <= rng[1])]
+    return out
+
+
+def _summary(df: pd.DataFrame) -> None:
+    table = summarize(df)
+    score_means = [c for c in table.columns if c.startswith("score_") and c.endswith("_mean")]
+    rows = []
+    for _, r in table.iterrows():
+        row = {
+            "column": r["column"],
+            "n": r["n"],
+            "failed": r["failed"],
+            "cached": r["cached"],
+            "truncated": r["truncated"],
+        }
+        for c in score_means:
+            metric = c[6:-5]
+            std = r.get(f"score_{metric}_std")
+            row[metric] = (
+                DASH
+                if pd.isna(r[c])
+                else (f"{r[c]:.3f} ± {std:.3f}" if std is not None and not pd.isna(std) else f"{r[c]:.3f}")
+            )
+        row.update(
+            {
+                "tokens in": r["prompt_tokens"],
+                "tokens out": r["completion_tokens"],
+                "cost": _money(r["cost_usd"]),
+                "p50 ms": _num(r["latency_p50_ms"]),
+                "p95 ms": _num(r["latency_p95_ms"]),
+                "TTFT p50 ms": _num(r["ttft_p50_ms"]),
+            }
+        )
+        rows.append(row)
+    st.dataframe(rows, hide_index=True, width="stretch", key="compare.summary")
+    st.caption(
+        "Scores are means ± standard deviation over done cells; cost shows – when a model is unpriced."
+    )
+
+
+def _charts(df: pd.DataFrame) -> None:
+    table = summarize(df)
+    done = df[df["status"] == "done"]
+    c1, c2 = st.columns(2)
+    tokens = table.melt(
+        id_vars=["column"],
+        value_vars=["prompt_tokens", "completion_tokens"],
+        var_name="kind",
+        value_name="tokens",
+    )
+    c1.plotly_chart(
+        px.bar(tokens, x="column", y="tokens", color="kind", barmode="stack", title="Tokens per column"),
+        key="compare.chart_tokens",
+    )
+    priced = table.dropna(subset=["cost_usd"])
+    if priced.empty:
+        c2.info("No priced model in this selection: cost is unknown.")
+    else:
+        c2.plotly_chart(
+            px.bar(priced, x="column", y="cost_usd", title="Cost per column (USD)"), key="compare.chart_cost"
+        )
+    if not done.empty:
+        lat = done.assign(temperature=done["params"].map(lambda p: str(p.get("temperature", "default"))))
+        st.plotly_chart(
+            px.box(
+                lat,
+                x="model",
+                y="latency_ms",
+                color="temperature",
+                points=False,
+                title="Latency by model and temperature (ms)",
+            ),
+            key="compare.chart_latency",
+        )
+    means = [c for c in table.columns if c.startswith("score_") and c.endswith("_mean")]
+    if means:
+        metric = st.selectbox("Score", [c[6:-5] for c in means], key="compare.chart_metric")
+        grid = summarize(df.assign(column=df["version"] + " | " + df["model"]))
+        pivot = grid.pivot_table(index="version", columns="model", values=f"score_{metric}_mean")
+        c3, c4 = st.columns(2)
+        c3.plotly_chart(
+            px.imshow(
+                pivot,
+                text_auto=".2f",
+                aspect="auto",
+                color_continuous_scale="Viridis",
+                title=f"{metric}: version x model",
+            ),
+            key="compare.chart_heat",
+        )
+        trade = table.dropna(subset=[f"score_{metric}_mean"])
+        cost_axis = "cost_usd" if trade["cost_usd"].notna().any() else "completion_tokens"
+        c4.plotly_chart(
+            px.scatter(
+                trade,
+                x=cost_axis,
+                y=f"score_{metric}_mean",
+                color="model",
+                symbol="version",
+                hover_name="column",
+                title=f"{metric} vs {cost_axis.replace('_', ' ')}",
+            ),
+            key="compare.chart_tradeoff",
+        )
+    else:
+        st.caption("Add scorers to the sweep to chart scores.")
+
+
+def _cell_text(group: pd.DataFrame) -> str:
+    parts = []
+    for _, r in group.sort_values("repeat").iterrows():
+        if r["status"] == "done":
+            text = r["output"] or "(empty output)"
+            if r["finish_reason"] == "length":
+                text += "  ✂ truncated"
+        elif r["status"] == "failed":
+            text = f"⚠ {r['error_kind']}: {r['error_message']}"
+        else:
+            text = f"… {r['status']}"
+        parts.append(text if len(group) == 1 else f"[{r['repeat'] + 1}] {text}")
+    return "\n".join(parts)
+
+
+def _grid(df: pd.DataFrame) -> None:
+    columns = list(dict.fromkeys(df["column"]))
+    chosen = st.multiselect(
+        "Columns", columns, default=columns[: min(4, len(columns))], key="compare.columns"
+    )
+    if not chosen:
+        st.caption("Pick at least one column.")
+        return
+    sub = df[df["column"].isin(chosen)]
+    rows = sorted(sub["row"].unique())
+    pages = max(1, math.ceil(len(rows) / PAGE_SIZE))
+    page = st.number_input(f"Page (of {pages}, {len(rows):,} rows)", 1, pages, 1, key="compare.page")
+    shown_rows = rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    window = sub[sub["row"].isin(shown_rows)]
+    table = []
+    for row in shown_rows:
+        cells = window[window["row"] == row]
+        first = cells.iloc[0]
+        entry = {"row": row, "input": first["input"], "expected": first["expected"] or ""}
+        for column in chosen:
+            entry[column] = _cell_text(cells[cells["column"] == column])
+        table.append(entry)
+    st.dataframe(
+        pd.DataFrame(table),
+        hide_index=True,
+        width="stretch",
+        key="compare.grid",
+        row_height=60,
+        column_config={c: st.column_config.TextColumn(c, width="large") for c in chosen},
+    )
+    st.caption("Double-click a cell to read a long output in full.")
+    _row_detail(window, shown_rows, chosen)
+
+
+def _row_detail(window: pd.DataFrame, shown_rows: list[int], chosen: list[str]) -> None:
+    with st.expander("Row detail and diff", expanded=False):
+        row = st.selectbox("Row", shown_rows, key="compare.detail_row")
+        cells = window[window["row"] == row]
+        st.markdown(f"**Input** — {html.escape(cells.iloc[0]['input'])}")
+        if cells.iloc[0]["expected"]:
+            st.markdown(f"**Expected** — {html.escape(str(cells.iloc[0]['expected']))}")
+        cols = st.columns(min(len(chosen), 4))
+        for i, column in enumerate(chosen[:4]):
+            with cols[i]:
+                st.caption(column)
+                st.text(_cell_text(cells[cells["column"] == column]))
+        if len(chosen) >= 2:
+            c1, c2 = st.columns(2)
+            a = c1.selectbox("Diff from", chosen, index=0, key="compare.diff_a")
+            b = c2.selectbox("to", chosen, index=1, key="compare.diff_b")
+            text_a = _cell_text(cells[cells["column"] == a])
+            text_b = _cell_text(cells[cells["column"] == b])
+            st.html(_diff_html(text_a, text_b))
+
+
+def _diff_html(a: str, b: str) -> str:
+    """Word-level diff of two outputs: deletions red, insertions green."""
+    wa, wb = a.split(" "), b.split(" ")
+    out = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=wa, b=wb, autojunk=False).get_opcodes():
+        if tag == "equal":
+            out.append(html.escape(" ".join(wa[i1:i2])))
+            continue
+        if i2 > i1:
+            out.append(f"<del style='background:#ffd6d6'>{html.escape(' '.join(wa[i1:i2]))}</del>")
+        if j2 > j1:
+            out.append(f"<ins style='background:#d4f8d4'>{html.escape(' '.join(wb[j1:j2]))}</ins>")
+    return "<div style='font-family:monospace;white-space:pre-wrap'>" + " ".join(out) + "</div>"

@@ -1,0 +1,307 @@
+"""The Run page: build a sweep, see its size and cost before starting, watch it run.
+
+The sweep runs in the server's background runner, never in the script thread, so leaving the
+page or closing the tab does not stop it. The progress panel is a fragment that polls the
+database every second while the sweep is active.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from workbench import catalog, datasets, prompts, templates
+from workbench.errors import ValidationError, WorkbenchError
+from workbench.sweeps.execute import prepare_resume, request_cancel
+from workbench.sweeps.plan import SweepSpec, create_sweep, parse_param_values, preview, require_sweep
+from workbench.sweeps.scoring import SCORERS
+from workbench.sweeps.summary import list_sweeps, progress, runs_frame
+from workbench.ui.background import start_sweep
+from workbench.ui.common import db, show_error
+
+AD_HOC = "(type variables)"
+
+
+def _version_options() -> dict[str, str]:
+    """'name@N' -> display text with labels."""
+    out: dict[str, str] = {}
+    with db() as s:
+        for p in prompts.list_prompts(s):
+            labels = prompts.labels_by_version(s, p.id)
+            for v in reversed(prompts.versions_of(s, p.id)):
+                tag = f"  [{', '.join(labels[v.id])}]" if v.id in labels else ""
+                out[f"{p.name}@{v.number}"] = f"{p.name}@{v.number}{tag}"
+    return out
+
+
+def render() -> None:
+    """Draw the Run page."""
+    st.title("🚀 Run")
+    state = st.session_state
+    state.setdefault("run.sweep_id", None)
+    tab_new, tab_past = st.tabs(["New sweep", "Sweeps"])
+    with tab_new:
+        _render_builder()
+    with tab_past:
+        _render_past()
+    if state["run.sweep_id"] is not None:
+        st.divider()
+        _render_progress(state["run.sweep_id"])
+
+
+def _render_builder() -> None:
+    state = st.session_state
+    options = _version_options()
+    if not options:
+        st.info("Create a prompt on the Prompts page first.")
+        return
+    versions = st.multiselect(
+        "Prompt versions",
+        list(options),
+        default=list(options)[:1],
+        format_func=options.get,
+        key="run.versions",
+    )
+    with db() as s:
+        all_sets = datasets.list_datasets(s)
+        counts = datasets.row_counts(s)
+    ds_names = [d.name for d in all_sets]
+    labelled = {d.name for d in all_sets if counts.get(d.id, (0, 0))[1] > 0}
+    c1, c2 = st.columns([3, 1])
+    source = c1.selectbox("Rows", [*ds_names, AD_HOC], key="run.dataset")
+    limit = c2.number_input("Use first N rows (0 = all)", 0, 1_000_000, 0, key="run.limit")
+    variables = None
+    if source == AD_HOC:
+        variables = _ad_hoc_variables(versions)
+
+    models = catalog.list_models()
+    ready = [m.id for m in models if m.available]
+    chosen = st.multiselect("Models", ready, default=ready[:1], key="run.models")
+    blocked = [f"{m.id} ({m.unavailable_reason})" for m in models if not m.available]
+    if blocked:
+        st.caption(
+            "Not callable now: " + "; ".join(blocked) + ". Set the key in the environment and restart."
+        )
+
+    c1, c2, c3, c4 = st.columns(4)
+    temps = c1.text_input("Temperatures", "0, 0.7", key="run.temperatures", help="Comma-separated values.")
+    max_tokens = c2.number_input("max_tokens (0 = version default)", 0, 32_000, 0, key="run.max_tokens")
+    repeats = c3.number_input("Repeats", 1, 100, 1, key="run.repeats")
+    concurrency = c4.number_input("Concurrency", 1, 512, 8, key="run.concurrency")
+    with st.expander("More parameters, scorers, budget"):
+        extra = st.text_area(
+            "Other parameter grids, one per line: name=v1,v2",
+            key="run.params",
+            placeholder="top_p=0.9,1\nseed=1,2",
+        )
+        c1, c2 = st.columns(2)
+        # The default follows the dataset: exact/contains need expected answers.
+        scorers = c1.multiselect(
+            "Scorers",
+            list(SCORERS),
+            default=["exact", "contains"] if source in labelled else ["length"],
+            key=f"run.scorers.{source}",
+        )
+        regex = c2.text_input("Regex (for the regex scorer)", key="run.regex")
+        judge = c1.selectbox("Judge model (for the judge scorer)", ["", *ready], key="run.judge")
+        rubric = c2.text_area("Judge rubric (Jinja: input, output, expected)", key="run.rubric")
+        budget = c1.number_input("Budget in USD (0 = none)", 0.0, 1e6, 0.0, step=0.5, key="run.budget")
+        use_cache = c2.checkbox("Reuse identical finished cells (cache)", True, key="run.cache")
+        stream = c2.checkbox("Stream (measures time to first token)", True, key="run.stream")
+        name = c1.text_input("Sweep name (optional)", key="run.name")
+
+    try:
+        params: dict[str, list[Any]] = {}
+        if temps.strip():
+            params["temperature"] = parse_param_values(temps)
+        if max_tokens:
+            params["max_tokens"] = [int(max_tokens)]
+        for line in (extra or "").splitlines():
+            if not line.strip():
+                continue
+            if "=" not in line:
+                raise ValidationError(f"'{line}' must look like name=v1,v2.")
+            key, values = line.split("=", 1)
+            params[key.strip()] = parse_param_values(values)
+        spec = SweepSpec(
+            prompts=versions,
+            models=chosen,
+            dataset=None if source == AD_HOC else source,
+            variables=variables,
+            params=params,
+            repeats=int(repeats),
+            concurrency=int(concurrency),
+            budget_usd=float(budget) or None,
+            use_cache=use_cache,
+            stream=stream,
+            max_rows=int(limit) or None,
+            name=name,
+            scoring={
+                "metrics": scorers,
+                "regex": regex or None,
+                "judge_model": judge or None,
+                "judge_rubric": rubric or None,
+            },
+        )
+        with db() as s:
+            plan = preview(s, spec)
+    except WorkbenchError as exc:
+        show_error(exc)
+        return
+    cost = "unknown" if plan.estimated_cost_usd is None else f"${plan.estimated_cost_usd:.4f}"
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric(
+        "Cells",
+        f"{plan.cells:,}",
+        help=f"{len(plan.versions)} versions x {len(plan.models)} models x "
+        f"{len(plan.param_combos)} parameter sets x {plan.rows} rows x {spec.repeats} repeats",
+    )
+    c2.metric("To call", f"{plan.to_call:,}")
+    c3.metric("From cache", f"{plan.cached:,}")
+    c4.metric(
+        "Estimated cost (max)",
+        cost,
+        help="Prompt tokens counted, completion tokens at max_tokens; cache hits are free.",
+    )
+    if plan.unpriced_models:
+        st.caption(f"No price known for {', '.join(plan.unpriced_models)}: its cost shows as unknown.")
+    if st.button("Start sweep", type="primary", key="run.start"):
+        try:
+            with db() as s:
+                sweep, _ = create_sweep(s, spec)
+                sweep_id = sweep.id
+        except WorkbenchError as exc:
+            show_error(exc)
+            return
+        state["run.sweep_id"] = sweep_id
+        start_sweep(sweep_id)
+        st.rerun()
+
+
+def _ad_hoc_variables(versions: list[str]) -> dict[str, Any]:
+    names: list[str] = []
+    with db() as s:
+        for ref in versions:
+            try:
+                v = prompts.resolve(s, ref)
+            except WorkbenchError:
+                continue
+            names += [n for n in templates.variables_of([m["content"] for m in v.messages]) if n not in names]
+    if not names:
+        st.caption("These versions use no variables.")
+        return {}
+    return {n: st.text_input(n, key=f"run.var.{n}") for n in names}
+
+
+def _fmt_seconds(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.0f} s" if value < 120 else f"{value / 60:.1f} min"
+
+
+def _render_progress(sweep_id: int) -> None:
+    with db() as s:
+        p = progress(s, sweep_id)
+    active = p.status in ("pending", "running") and p.remaining > 0
+    st.fragment(run_every=1.0 if active else None)(_progress_panel)(sweep_id)
+
+
+def _progress_panel(sweep_id: int) -> None:
+    try:
+        with db() as s:
+            p = progress(s, sweep_id)
+            sweep_name = require_sweep(s, sweep_id).name
+    except WorkbenchError as exc:
+        show_error(exc)
+        return
+    st.subheader(f"Sweep {sweep_id}: {sweep_name}")
+    st.progress(
+        p.finished / p.total if p.total else 1.0,
+        text=f"{p.status} · {p.finished:,} of {p.total:,} cells finished",
+    )
+    c = st.columns(6)
+    c[0].metric("Done", f"{p.done:,}")
+    c[1].metric("Failed", f"{p.failed:,}")
+    c[2].metric("Cached", f"{p.cached:,}")
+    c[3].metric("Remaining", f"{p.remaining:,}")
+    c[4].metric("Cost so far", f"${p.cost_usd:.4f}" + (f" + {p.unpriced} unpriced" if p.unpriced else ""))
+    c[5].metric("ETA", _fmt_seconds(p.eta_s) if p.remaining else "done")
+    if p.error:
+        st.warning(p.error)
+    b1, b2, _ = st.columns([1, 1, 4])
+    if p.remaining and not p.cancel_requested and b1.button("Cancel", key="run.cancel"):
+        request_cancel(sweep_id)
+        st.rerun()
+    if (
+        p.status in ("cancelled", "done")
+        and (p.failed or p.cancelled)
+        and b2.button("Resume (retry failed and cancelled)", key="run.resume")
+    ):
+        prepare_resume(sweep_id, retry_failed=True)
+        start_sweep(sweep_id)
+        st.rerun(scope="app")
+    if p.status == "pending" and p.remaining and not p.cancel_requested:
+        # Planned but no executor here (e.g. created from the CLI): run it in the background.
+        start_sweep(sweep_id)
+    with db() as s:
+        df = runs_frame(s, sweep_id)
+    if df.empty:
+        return
+    finished = df[df["status"].isin(["done", "failed"])].tail(20).iloc[::-1]
+    show = pd.DataFrame(
+        {
+            "column": finished["column"],
+            "row": finished["example_id"],
+            "status": finished["status"],
+            "output / error": finished.apply(
+                lambda r: (
+                    r["output"] if r["status"] == "done" else f"⚠ {r['error_kind']}: {r['error_message']}"
+                ),
+                axis=1,
+            ),
+            "tokens": finished["completion_tokens"],
+            "latency ms": finished["latency_ms"].round(0),
+        }
+    )
+    st.caption("Latest results")
+    st.dataframe(show, hide_index=True, width="stretch", key=f"run.latest.{sweep_id}")
+
+
+def _render_past() -> None:
+    state = st.session_state
+    with db() as s:
+        items = list_sweeps(s, 100)
+    if not items:
+        st.caption("No sweeps yet.")
+        return
+    rows = [
+        {
+            "id": sw.id,
+            "name": sw.name,
+            "status": sw.status,
+            "cells": p.total,
+            "done": p.done,
+            "failed": p.failed,
+            "cached": p.cached,
+            "cost $": round(p.cost_usd, 4),
+            "created": sw.created_at.strftime("%Y-%m-%d %H:%M"),
+        }
+        for sw, p in items
+    ]
+    st.dataframe(rows, hide_index=True, width="stretch", key="run.sweeps_table")
+    ids = [r["id"] for r in rows]
+    c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
+    picked = c1.selectbox(
+        "Open sweep",
+        ids,
+        key="run.open_id",
+        format_func=lambda i: f"{i}: {next(r['name'] for r in rows if r['id'] == i)}",
+    )
+    if c2.button("Open", key="run.open"):
+        state["run.sweep_id"] = picked
+        st.rerun()
+    with st.expander("Configuration of the selected sweep"), db() as s:
+        st.code(json.dumps(require_sweep(s, picked).config.get("spec", {}), indent=2), language="json")
