@@ -440,6 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
     from workbench import cli_export
 
     cli_export.add_commands(sub)
+    from workbench import cli_optimize
+
+    cli_optimize.add_commands(sub)
     return p
 
 

@@ -182,12 +182,14 @@ def main() -> None:
 
         mode = "streaming" if args.stream else "non-streaming"
         print(
-            f"\n== {args.cells} cells, concurrency {args.concurrency}, server latency {args.latency * 1000:.0f} ms, "
+            f"\n== {args.cells} cells, concurrency {args.concurrency}, "
+            f"server latency {args.latency * 1000:.0f} ms, "
             f"{mode}, 2 cores =="
         )
         print(f"ideal ceil({args.cells}/{args.concurrency}) x {args.latency} s   : {ideal:7.2f} s")
         print(
-            f"hand-written asyncio.gather         : {hand_wall:7.2f} s  {args.cells / hand_wall:6.1f} cells/s  "
+            f"hand-written asyncio.gather         : {hand_wall:7.2f} s  "
+            f"{args.cells / hand_wall:6.1f} cells/s  "
             f"CPU {hand_cpu / args.cells * 1000:5.2f} ms/cell"
         )
         print(
@@ -199,7 +201,8 @@ def main() -> None:
         print(f"ratio workbench / ideal             : {wb_wall / ideal:7.3f}")
         print(f"ratio hand-written / ideal          : {hand_wall / ideal:7.3f}")
         print(
-            f"cached re-run: provider calls {cache_calls}, plan {cached_plan_s:.2f} s + execute {cache_wall:.2f} s"
+            f"cached re-run: provider calls {cache_calls}, "
+            f"plan {cached_plan_s:.2f} s + execute {cache_wall:.2f} s"
         )
 
         n = args.process_cells
@@ -212,7 +215,8 @@ def main() -> None:
         print(f"\n== {n} cells, concurrency 256 per worker process (worker start-up included) ==")
         print(f"1 worker process : {one_wall:6.2f} s  {n / one_wall:6.1f} cells/s")
         print(
-            f"2 worker processes: {two_wall:6.2f} s  {n / two_wall:6.1f} cells/s  (speed-up {one_wall / two_wall:.2f}x)"
+            f"2 worker processes: {two_wall:6.2f} s  {n / two_wall:6.1f} cells/s  "
+            f"(speed-up {one_wall / two_wall:.2f}x)"
         )
     finally:
         server.terminate()

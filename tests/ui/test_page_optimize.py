@@ -1,0 +1,93 @@
+"""AppTest of the Optimize page: estimate before starting, a background run, results, save."""
+
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.optimize_helpers import FAKE, answer, optimize, setup
+from workbench import config
+from workbench.db import session_scope
+from workbench.models import Optimization, PromptVersion
+
+PAGE = str(config.PROJECT_ROOT / "pages" / "6_Optimize.py")
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch, fake_server):
+    setup(tmp_path, monkeypatch, fake_server)
+    answer(fake_server)
+    return fake_server
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += [e.value for e in [*at.success, *at.info, *at.warning, *at.error]]
+    return "\n".join(str(p) for p in parts)
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_the_plan_shows_split_estimate_and_cap_before_starting(env):
+    at = open_page()
+    at.selectbox(key="optimize.model").set_value(FAKE).run()
+    at.selectbox(key="optimize.optimizer").set_value("bootstrap").run()
+    assert metric(at, "Train / validation rows") == "4 / 4"
+    assert metric(at, "Estimated calls") == "12" and metric(at, "Hard call cap") == "24"
+    assert metric(at, "Estimated cost").startswith("$")
+    at.number_input(key="optimize.max_calls").set_value(3).run()
+    assert "too low" in texts(at)
+    at.selectbox(key="optimize.optimizer").set_value("gepa").run()
+    at.number_input(key="optimize.max_calls").set_value(0).run()
+    assert "stronger prompt model is recommended" in texts(at)
+
+
+def test_start_runs_in_the_background_and_shows_results(env):
+    at = open_page()
+    at.selectbox(key="optimize.model").set_value(FAKE).run()
+    at.selectbox(key="optimize.optimizer").set_value("labeled").run()
+    at.button(key="optimize.start").click().run()
+    assert "started" in texts(at)
+    with session_scope() as s:
+        opt_id = s.query(Optimization).one().id
+    for _ in range(600):  # wait for the background job (not a timing assertion)
+        with session_scope() as s:
+            if s.get(Optimization, opt_id).status == "done":
+                break
+        time.sleep(0.05)
+    at.run()
+    assert not at.exception
+    assert metric(at, "Baseline (validation)") == "1.000" and metric(at, "Calls used") == "8 / 16"
+    assert "Nothing better found" in texts(at)
+    assert at.button(key="optimize.save").disabled
+
+
+def test_save_creates_the_next_version_and_rescores_it(env):
+    opt_id = optimize(optimizer="labeled", settings={"k": 2})
+    with session_scope() as s:  # as if the run stopped before its final pass: saving is offered
+        row = s.get(Optimization, opt_id)
+        row.final_score = None
+        s.add(row)
+    at = open_page()
+    assert "the run stopped early" in texts(at)
+    at.button(key="optimize.save").click().run()
+    assert not at.exception
+    for _ in range(600):
+        with session_scope() as s:
+            if s.get(Optimization, opt_id).config.get("rescore"):
+                break
+        time.sleep(0.05)
+    at.run()
+    shown = texts(at)
+    assert "Saved as cap@2 (source dspy" in shown and "Re-scored by sweep" in shown
+    with session_scope() as s:
+        version = s.get(PromptVersion, s.get(Optimization, opt_id).output_version_id)
+        assert version.number == 2 and version.source == "dspy"

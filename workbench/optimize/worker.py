@@ -1,0 +1,399 @@
+"""Run one optimization: baseline on validation, the optimizer on train, the result on validation.
+
+Runs in whatever thread calls it (the background runner, or the CLI's main thread), with DSPy
+settings scoped by `dspy.context(...)` to that thread; `dspy.configure` is never called. Progress,
+the log, calls and cost go to the Optimization row as they change, so pages poll the database.
+Every call passes `CallBudget`: cancel and the call cap stop the run within one call, and what
+was learned so far is kept (the best program an evaluation saw, or the demos bootstrapped so far).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlmodel import col, select
+
+from workbench.db import session_scope
+from workbench.errors import NotFoundError
+from workbench.models import Example, Optimization, PromptVersion, utcnow
+from workbench.optimize import optimizers
+from workbench.optimize.adapter import WorkbenchAdapter, dspy, make_program, make_shape, predictor_of
+from workbench.optimize.engine import CallBudget, CallRecord, StopOptimization, make_lm
+from workbench.optimize.metrics import MetricSpec, make_metric
+from workbench.optimize.run import OptimizePlan, plan_of, spec_of
+
+BaseCallback = dspy.utils.callback.BaseCallback
+
+MAX_LOG_LINES = 400
+FLUSH_EVERY_S = 0.5
+
+
+@dataclass
+class RowResult:
+    """One validation row scored: what the program replied and the metric's score."""
+
+    example_id: int
+    inputs: dict[str, Any]
+    expected: str | None
+    output: str | None
+    score: float
+    error: str | None = None
+
+
+class Reporter:
+    """Writes progress to the Optimization row (throttled) and reads its cancel flag."""
+
+    def __init__(self, optimization_id: int):
+        self.id = optimization_id
+        self.lines: list[str] = []
+        self.progress: dict[str, Any] = {"phase": "starting", "best_score": None}
+        self.budget: CallBudget | None = None
+        self._last_flush = 0.0
+        self._lock = threading.Lock()
+
+    def log(self, message: str) -> None:
+        with self._lock:
+            self.lines.append(f"{time.strftime('%H:%M:%S')} {message}")
+            del self.lines[:-MAX_LOG_LINES]
+        self.flush(force=False)
+
+    def phase(self, phase: str, **extra: Any) -> None:
+        self.progress.update(phase=phase, **extra)
+        self.log(f"phase: {phase}")
+        self.flush(force=True)
+
+    def cancel_requested(self) -> bool:
+        with session_scope() as s:
+            return bool(
+                s.exec(select(Optimization.cancel_requested).where(Optimization.id == self.id)).first()
+            )
+
+    def on_call(self, record: CallRecord) -> None:
+        if record.error is not None:
+            self.log(f"{record.role} call to {record.model} failed ({record.error.kind}): {record.error}")
+        self.flush(force=False)
+
+    def flush(self, force: bool = True, **fields: Any) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_flush < FLUSH_EVERY_S:
+            return
+        self._last_flush = now
+        with self._lock:
+            log = "\n".join(self.lines)
+        with session_scope() as s:
+            row = s.get(Optimization, self.id)
+            if self.budget is not None:
+                row.lm_calls = self.budget.calls
+                row.cost_usd = self.budget.cost_usd if self.budget.cost_known else None
+            row.log = log
+            row.config = {**row.config, "progress": dict(self.progress)}
+            for key, value in fields.items():
+                setattr(row, key, value)
+            s.add(row)
+
+
+class BestSeen(BaseCallback):
+    """Remembers the best program any optimizer-internal Evaluate scored (for salvage and progress)."""
+
+    def __init__(self, reporter: Reporter):
+        self.reporter = reporter
+        self.started: dict[str, tuple[Any, int]] = {}
+        self.best: tuple[float, int, Any] | None = None  # (score 0-1, rows, program)
+
+    def on_evaluate_start(self, call_id, instance, inputs):
+        devset = inputs.get("devset") or getattr(instance, "devset", None) or []
+        self.started[call_id] = (inputs.get("program"), len(devset))
+
+    def on_evaluate_end(self, call_id, outputs, exception=None):
+        program, rows = self.started.pop(call_id, (None, 0))
+        if exception is not None or outputs is None or program is None:
+            return
+        score = float(outputs.score) / 100  # Evaluate reports percent
+        # Only evaluations over the most rows compare fairly (MIPROv2 also scores minibatches).
+        if self.best is None or (rows, score) > (self.best[1], self.best[0]):
+            self.best = (score, rows, program.deepcopy())
+            self.reporter.progress["best_score"] = round(score, 4)
+            self.reporter.log(f"best so far: {score:.3f} on {rows} training rows")
+
+
+def evaluate(
+    program: Any, examples: list[Any], ids: list[int], metric: Any, output_name: str, num_threads: int
+) -> list[RowResult]:
+    """Score `program` on examples; a row that raises scores 0 with its error (StopOptimization passes)."""
+    from dspy.utils.parallelizer import ParallelExecutor
+
+    def one(example):
+        pred = program(**example.inputs())
+        return getattr(pred, output_name, None), float(metric(example, pred))
+
+    executor = ParallelExecutor(
+        num_threads=num_threads,
+        max_errors=len(examples) + 1,
+        disable_progress_bar=True,
+        provide_traceback=False,
+    )
+    outcomes = executor.execute(one, examples)
+    rows = []
+    for ex_id, example, outcome in zip(ids, examples, outcomes, strict=True):
+        inputs = dict(example.inputs().toDict())
+        expected = example.get(output_name)
+        if isinstance(outcome, BaseException) or outcome is None:
+            rows.append(RowResult(ex_id, inputs, expected, None, 0.0, repr(outcome)))
+        else:
+            rows.append(RowResult(ex_id, inputs, expected, outcome[0], outcome[1]))
+    return rows
+
+
+def mean(rows: list[RowResult]) -> float | None:
+    """The mean score of rows (None for no rows)."""
+    return sum(r.score for r in rows) / len(rows) if rows else None
+
+
+def salvage(teleprompter: Any, best: BestSeen, settings: dict[str, Any]) -> Any:
+    """What an interrupted optimizer had learned: the best evaluated program, or bootstrapped demos."""
+    if best.best is not None:
+        return best.best[2]
+    traces = getattr(teleprompter, "name2traces", None)
+    student = getattr(teleprompter, "student", None)
+    if traces and student is not None and any(traces.values()):
+        for name, predictor in student.named_predictors():
+            predictor.demos = list(traces.get(name, []))[: settings.get("max_bootstrapped_demos", 4)]
+        return student
+    return None
+
+
+def _load(optimization_id: int) -> tuple[Optimization, PromptVersion, dict[int, Example]]:
+    with session_scope() as s:
+        row = s.get(Optimization, optimization_id)
+        if row is None:
+            raise NotFoundError(f"No optimization with id {optimization_id}.")
+        version = s.get(PromptVersion, row.input_version_id)
+        plan = plan_of(row)
+        ids = plan.train_ids + plan.val_ids
+        examples = {e.id: e for e in s.exec(select(Example).where(col(Example.id).in_(ids)))}
+        if not row.cancel_requested:
+            row.status = "running"
+            s.add(row)
+        return row, version, examples
+
+
+def run_optimization(optimization_id: int) -> str:
+    """Run an optimization to its end; returns its final status (done | cancelled | failed)."""
+    row, version, examples = _load(optimization_id)
+    reporter = Reporter(optimization_id)
+    if row.cancel_requested:
+        reporter.flush(status="cancelled", finished_at=utcnow())
+        return "cancelled"
+    spec, plan = spec_of(row), plan_of(row)
+    try:
+        return _run(reporter, spec, plan, version, examples)
+    except KeyboardInterrupt:
+        reporter.log("Interrupted.")
+        reporter.flush(status="cancelled", finished_at=utcnow(), error="Interrupted.")
+        return "cancelled"
+    except Exception as exc:  # noqa: BLE001 - any failure is recorded on the row for the user
+        reporter.log("".join(traceback.format_exception(exc)).strip())
+        reporter.flush(status="failed", finished_at=utcnow(), error=str(exc) or type(exc).__name__)
+        return "failed"
+
+
+def _run(reporter: Reporter, spec, plan: OptimizePlan, version: PromptVersion, examples: dict) -> str:
+    metric_spec = MetricSpec.from_dict(spec.metric)
+    shape = make_shape(version.messages, plan.input_names)
+    budget = CallBudget(cap=plan.call_cap, should_cancel=reporter.cancel_requested, on_call=reporter.on_call)
+    reporter.budget = budget
+
+    def to_example(ex_id: int) -> Any:
+        ex = examples[ex_id]
+        fields = {k: ex.inputs.get(k) for k in plan.input_names if ex.inputs.get(k) is not None}
+        return dspy.Example(**fields, **{shape.output_name: ex.expected}).with_inputs(*fields)
+
+    train = [to_example(i) for i in plan.train_ids]
+    val = [to_example(i) for i in plan.val_ids]
+    judge = None
+    if metric_spec.name == "judge":
+        params = {"temperature": 0, "max_tokens": 16}
+
+        def judge(messages):
+            return budget.complete(metric_spec.judge_model, messages, params, role="judge").text
+
+    metric = make_metric(
+        metric_spec, output_name=shape.output_name, input_names=plan.input_names, judge=judge
+    )
+    task_lm = make_lm(spec.model, budget, params=version.params)
+    prompt_lm = (
+        make_lm(plan.prompt_model, budget, params={"temperature": 1.0, "max_tokens": 1024}, role="prompt")
+        if plan.prompt_model
+        else None
+    )
+    ctx = _Context(reporter, spec, plan, version, shape, budget, metric, metric_spec, train, val)
+    try:
+        return _optimize(ctx, task_lm, prompt_lm)
+    finally:
+        budget.close()
+
+
+@dataclass
+class _Context:
+    reporter: Reporter
+    spec: Any
+    plan: OptimizePlan
+    version: PromptVersion
+    shape: Any
+    budget: CallBudget
+    metric: Any
+    metric_spec: MetricSpec
+    train: list[Any]
+    val: list[Any]
+
+
+def _optimize(ctx: _Context, task_lm: Any, prompt_lm: Any) -> str:
+    reporter, spec, plan, shape, budget = ctx.reporter, ctx.spec, ctx.plan, ctx.shape, ctx.budget
+    metric, train, val = ctx.metric, ctx.train, ctx.val
+    best = BestSeen(reporter)
+    with _dspy_log(reporter), dspy.context(lm=task_lm, adapter=WorkbenchAdapter(shape), callbacks=[best]):
+        reporter.log(
+            f"{spec.optimizer} on {len(train)} training / {len(val)} validation rows, "
+            f"cap {plan.call_cap} calls"
+        )
+        reporter.phase("baseline")
+        budget.limit = plan.eval_calls
+        try:
+            baseline_rows = evaluate(
+                make_program(shape), val, plan.val_ids, metric, shape.output_name, plan.num_threads
+            )
+        except StopOptimization as stop:
+            return _stopped_early(reporter, stop)
+        baseline = mean(baseline_rows)
+        reporter.log(f"baseline: {baseline:.3f} on {len(val)} validation rows")
+        reporter.flush(baseline_score=baseline)
+
+        reporter.phase("optimizing")
+        budget.limit = plan.call_cap - plan.eval_calls  # keep the final pass's calls in reserve
+        teleprompter = optimizers.build(
+            spec.optimizer,
+            plan.settings,
+            metric=metric,
+            threshold=ctx.metric_spec.threshold,
+            num_threads=plan.num_threads,
+            seed=spec.seed,
+            prompt_lm=prompt_lm,
+        )
+        stop: StopOptimization | None = None
+        try:
+            program = teleprompter.compile(make_program(shape), trainset=train)
+        except StopOptimization as exc:
+            stop = exc
+            reporter.log(f"optimizer stopped: {exc.message}")
+            program = salvage(teleprompter, best, plan.settings)
+            reporter.log("kept what it had learned so far" if program is not None else "nothing learned yet")
+
+        final_rows: list[RowResult] | None = None
+        if program is not None and _unchanged(shape, ctx.version, program):
+            reporter.log("the optimizer proposes no change; the baseline scores stand for it")
+            final_rows = baseline_rows
+        elif program is not None and (stop is None or stop.reason == "call_cap"):
+            reporter.phase("final")
+            budget.limit = None
+            try:
+                final_rows = evaluate(program, val, plan.val_ids, metric, shape.output_name, plan.num_threads)
+            except StopOptimization as exc:
+                stop = exc
+                reporter.log(f"final scoring stopped: {exc.message}")
+    return _finish(reporter, shape, ctx.version, program, baseline_rows, final_rows, stop)
+
+
+def _unchanged(shape: Any, version: PromptVersion, program: Any) -> bool:
+    predictor = predictor_of(program)
+    return shape.messages(predictor.signature.instructions, predictor.demos) == version.messages
+
+
+def _stopped_early(reporter: Reporter, stop: StopOptimization) -> str:
+    status = "cancelled" if stop.reason == "cancelled" else "failed"
+    reporter.log(f"stopped before the optimizer ran: {stop.message}")
+    reporter.progress["phase"] = status
+    reporter.flush(status=status, finished_at=utcnow(), error=None if status == "cancelled" else stop.message)
+    return status
+
+
+def _finish(reporter, shape, version, program, baseline_rows, final_rows, stop) -> str:
+    baseline = mean(baseline_rows)
+    final = mean(final_rows) if final_rows is not None else None
+    payload: dict[str, Any] = {
+        "evaluation": {
+            "baseline": [asdict(r) for r in baseline_rows],
+            "final": [asdict(r) for r in final_rows or []],
+        }
+    }
+    improved = None
+    if program is not None:
+        predictor = predictor_of(program)
+        messages = shape.messages(predictor.signature.instructions, predictor.demos)
+        demos = shape.demos_of(predictor.demos)
+        payload.update(
+            messages=messages,
+            params=version.params,
+            instructions=predictor.signature.instructions,
+            instructions_changed=predictor.signature.instructions != shape.initial_instructions,
+            demos=[d.to_dict() for d in demos],
+            dspy=_json_safe(program.dump_state()),
+            changed=messages != version.messages,
+        )
+        if final is not None:
+            improved = payload["changed"] and final > baseline
+    payload["improved"] = improved
+    payload["stopped"] = None if stop is None else {"reason": stop.reason, "message": stop.message}
+    status = "done"
+    error = None
+    if stop is not None and stop.reason == "cancelled":
+        status = "cancelled"
+    elif stop is not None and stop.reason == "provider_error":
+        status, error = "failed", stop.message
+    if program is None:
+        reporter.log("no program to propose: the input version stays as it is")
+    elif final is None:
+        reporter.log("the proposed version was not scored on validation (stopped); save it to re-score it")
+    elif improved:
+        reporter.log(f"improved on validation: {baseline:.3f} -> {final:.3f}")
+    else:
+        reporter.log(
+            f"no improvement on validation ({baseline:.3f} -> {final:.3f}): the input version stays as it is"
+        )
+    reporter.progress["phase"] = status
+    reporter.flush(status=status, final_score=final, program=payload, error=error, finished_at=utcnow())
+    return status
+
+
+def _json_safe(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value, default=str))
+
+
+class _DspyLogHandler(logging.Handler):
+    def __init__(self, reporter: Reporter):
+        super().__init__(logging.INFO)
+        self.reporter = reporter
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING or record.name.startswith("dspy.teleprompt"):
+            self.reporter.log(f"dspy: {record.getMessage()[:500]}")
+
+
+class _dspy_log:  # a context manager used like a function
+    """Copy DSPy's optimizer log lines (and its warnings) into the optimization's log."""
+
+    def __init__(self, reporter: Reporter):
+        self.handler = _DspyLogHandler(reporter)
+        self.logger = logging.getLogger("dspy")
+
+    def __enter__(self):
+        self.logger.addHandler(self.handler)
+
+    def __exit__(self, *exc):
+        self.logger.removeHandler(self.handler)
