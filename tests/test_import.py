@@ -64,12 +64,12 @@ def use_database(monkeypatch, tmp_path, name: str) -> None:
 
 
 def normalised(doc: dict) -> str:
-    """The document without what may differ: timestamps (and the source, which becomes 'import')."""
+    """The document without what may differ: timestamps."""
     doc = copy.deepcopy(doc)
     doc.pop("exported_at")
     for v in doc["versions"]:
         v.pop("created_at")
-        v.pop("source")
+        v.pop("imported_at")
     return json.dumps(doc, indent=2, sort_keys=True)
 
 
@@ -82,7 +82,13 @@ def test_round_trip_into_an_empty_database_gives_the_same_versions(tmp_path, mon
     assert len(result.added) == 4 and result.conflicts == [] and len(result.created_prompts) == 3
     second = export_doc()
     assert normalised(second) == normalised(first)
-    assert {v["source"] for v in second["versions"]} == {"import"}
+    # Provenance survives: the export says where the content came from, the database says "import".
+    assert [v["source"] for v in second["versions"]] == [v["source"] for v in first["versions"]]
+    assert all(v["imported_at"] for v in second["versions"]) and not any(
+        v["imported_at"] for v in first["versions"]
+    )
+    with session_scope() as s:
+        assert {v.source for v in s.exec(select(PromptVersion))} == {"import"}
     assert [v["original_hash"] for v in second["versions"]] == [v["content_hash"] for v in first["versions"]]
 
 

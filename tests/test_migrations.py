@@ -61,3 +61,34 @@ def test_sqlite_uses_wal_and_busy_timeout(tmp_path):
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_upgrade_keeps_the_data_of_an_older_schema(db_url):
+    """A database made by revision 0001 keeps its rows when it is upgraded to the newest schema."""
+    from alembic import command
+
+    from workbench import prompts
+    from workbench.db import alembic_config, session_scope
+
+    engine = get_engine(db_url)
+    cfg = alembic_config(db_url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO prompt (name, description, created_at) VALUES ('old', '', :t)"),
+            {"t": "2026-01-01 00:00:00"},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO promptversion (prompt_id, number, messages, params, variables, content_hash,"
+                " source, note, created_at) VALUES (1, 1, :m, '{}', '[]', 'abc', 'manual', '', :t)"
+            ),
+            {"m": '[{"role": "user", "content": "hi"}]', "t": "2026-01-01 00:00:00"},
+        )
+    assert current_revision(db_url) == "0001"
+    assert migrate(db_url) != "0001"
+    with session_scope() as s:
+        v = prompts.resolve(s, "old@1")
+        assert v.messages == [{"role": "user", "content": "hi"}] and v.origin_source is None

@@ -344,9 +344,12 @@ def version_record(
         "original_hash": version.original_hash,
         "labels": sorted(labels),
         "parent": _ref(session, parent),
-        "source": version.source,
+        # The provenance of the content: an imported version reports the source it was exported
+        # with, so export -> import -> export gives the same record apart from timestamps.
+        "source": version.origin_source or version.source,
         "note": version.note,
         "created_at": _iso(version.created_at),
+        "imported_at": _iso(version.created_at) if version.source == "import" else None,
         "evidence": evidence,
     }
 

@@ -300,6 +300,7 @@ def _add_version(
         original_hash=rec["content_hash"],
         parent_id=parent_id,
         source="import",
+        origin_source=rec.get("source"),
         note=rec.get("note", ""),
     )
     session.add(version)

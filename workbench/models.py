@@ -52,6 +52,8 @@ class PromptVersion(SQLModel, table=True):
     original_hash: str | None = Field(default=None, max_length=64)
     parent_id: int | None = Field(default=None, foreign_key="promptversion.id")
     source: str = Field(default="manual", max_length=20)  # manual | dspy | import
+    # For an imported version: the source it had where it was exported (migration 0002).
+    origin_source: str | None = Field(default=None, max_length=20)
     note: str = Field(default="", max_length=4000)
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 
