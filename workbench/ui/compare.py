@@ -25,9 +25,13 @@ PAGE_SIZE = 20
 DASH = "–"
 
 
-@st.cache_data(show_spinner="Loading results ...", max_entries=8)
+@st.cache_resource(show_spinner="Loading results ...", max_entries=4)
 def _frame(sweep_id: int, finished: int) -> pd.DataFrame:
-    """All cells of a sweep (cached until more cells finish)."""
+    """All cells of a sweep (cached until more cells finish).
+
+    cache_resource, not cache_data: cache_data would pickle a copy of a 10,000-row frame on every
+    rerun. Callers only filter it (new frames), never modify it in place.
+    """
     with db() as s:
         df = runs_frame(s, sweep_id)
         if df.empty:
@@ -76,20 +80,35 @@ def render() -> None:
         return
     if p.remaining:
         st.caption(f"{p.remaining:,} cells still running; reload to see more.")
-    filtered = _filters(df)
+    filtered, filter_key = _filters(df)
     if filtered.empty:
         st.warning("No cells match the filters.")
         return
+    table = _summary_table(sweep_id, p.finished, filter_key, filtered)
     tab_grid, tab_summary, tab_charts = st.tabs(["Side by side", "Summary", "Charts"])
     with tab_summary:
-        _summary(filtered)
+        _summary(table)
     with tab_charts:
-        _charts(filtered)
+        _charts(filtered, table, _version_model_table(sweep_id, p.finished, filter_key, filtered))
     with tab_grid:
         _grid(filtered)
 
 
-def _filters(df: pd.DataFrame) -> pd.DataFrame:
+@st.cache_resource(max_entries=16)
+def _summary_table(sweep_id: int, finished: int, filter_key: tuple, _filtered: pd.DataFrame) -> pd.DataFrame:
+    """The per-column summary, computed once per (sweep, progress, filters)."""
+    return summarize(_filtered)
+
+
+@st.cache_resource(max_entries=16)
+def _version_model_table(
+    sweep_id: int, finished: int, filter_key: tuple, _filtered: pd.DataFrame
+) -> pd.DataFrame:
+    """Scores per (version, model), for the heatmap."""
+    return summarize(_filtered.assign(column=_filtered["version"] + " | " + _filtered["model"]))
+
+
+def _filters(df: pd.DataFrame) -> tuple[pd.DataFrame, tuple]:
     with st.expander("Filters", expanded=False):
         c1, c2, c3, c4 = st.columns(4)
         versions = c1.multiselect("Versions", sorted(df["version"].unique()), key="compare.f_versions")
@@ -118,14 +137,15 @@ def _filters(df: pd.DataFrame) -> pd.DataFrame:
         out = out[out["grid"].isin(grids)]
     if statuses:
         out = out[out["status"].isin(statuses)]
+    key: tuple = (tuple(versions), tuple(models), tuple(grids), tuple(statuses))
     if metric and metric != "(none)":
         col = out[f"score_{metric}"]
         out = out[(col >= rng[0]) & (col <= rng[1])]
-    return out
+        key += (metric, tuple(rng))
+    return out, key
 
 
-def _summary(df: pd.DataFrame) -> None:
-    table = summarize(df)
+def _summary(table: pd.DataFrame) -> None:
     score_means = [c for c in table.columns if c.startswith("score_") and c.endswith("_mean")]
     rows = []
     for _, r in table.iterrows():
@@ -161,8 +181,7 @@ def _summary(df: pd.DataFrame) -> None:
     )
 
 
-def _charts(df: pd.DataFrame) -> None:
-    table = summarize(df)
+def _charts(df: pd.DataFrame, table: pd.DataFrame, by_version_model: pd.DataFrame) -> None:
     done = df[df["status"] == "done"]
     c1, c2 = st.columns(2)
     tokens = table.melt(
@@ -198,8 +217,7 @@ def _charts(df: pd.DataFrame) -> None:
     means = [c for c in table.columns if c.startswith("score_") and c.endswith("_mean")]
     if means:
         metric = st.selectbox("Score", [c[6:-5] for c in means], key="compare.chart_metric")
-        grid = summarize(df.assign(column=df["version"] + " | " + df["model"]))
-        pivot = grid.pivot_table(index="version", columns="model", values=f"score_{metric}_mean")
+        pivot = by_version_model.pivot_table(index="version", columns="model", values=f"score_{metric}_mean")
         c3, c4 = st.columns(2)
         c3.plotly_chart(
             px.imshow(
@@ -231,7 +249,7 @@ def _charts(df: pd.DataFrame) -> None:
 
 def _cell_text(group: pd.DataFrame) -> str:
     parts = []
-    for _, r in group.sort_values("repeat").iterrows():
+    for r in group.sort_values("repeat").to_dict("records"):
         if r["status"] == "done":
             text = r["output"] or "(empty output)"
             if r["finish_reason"] == "length":
@@ -258,13 +276,13 @@ def _grid(df: pd.DataFrame) -> None:
     page = st.number_input(f"Page (of {pages}, {len(rows):,} rows)", 1, pages, 1, key="compare.page")
     shown_rows = rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     window = sub[sub["row"].isin(shown_rows)]
+    texts = {key: _cell_text(group) for key, group in window.groupby(["row", "column"], sort=False)}
+    firsts = window.drop_duplicates("row").set_index("row")
     table = []
     for row in shown_rows:
-        cells = window[window["row"] == row]
-        first = cells.iloc[0]
-        entry = {"row": row, "input": first["input"], "expected": first["expected"] or ""}
+        entry = {"row": row, "input": firsts.at[row, "input"], "expected": firsts.at[row, "expected"] or ""}
         for column in chosen:
-            entry[column] = _cell_text(cells[cells["column"] == column])
+            entry[column] = texts.get((row, column), "")
         table.append(entry)
     st.dataframe(
         pd.DataFrame(table),
