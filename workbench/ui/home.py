@@ -11,13 +11,15 @@ from workbench.status import counts
 from workbench.ui.common import db, show_error
 
 QUICK_START = """
-1. **Prompts** — open `sentiment` (a bundled example). Change the system message, look at the
-   live preview with a review typed in, and **Save as new version**: you now have version 2.
-2. **Datasets** — `sentiment` has 36 labelled reviews (`review` → `expected`). Import your own
+1. **Prompts** — open `sentiment` (a bundled example). Change the system message, check the
+   preview with a review typed in (or taken from a dataset row), and **Save as new version**.
+2. **Datasets** — `sentiment` has 36 labelled reviews (`review` → `expected`); import your own
    CSV, JSON or JSONL there.
-3. Run both versions on `local/smollm2-135m-instruct` over the dataset from the command line
-   today — `python -m workbench complete local/smollm2-135m-instruct --prompt sentiment@2
-   --var review="Great value"` — and compare outputs, tokens and latency.
+3. **Run** — pick `sentiment@1` and `sentiment@2`, the dataset `sentiment` (first 10 rows is
+   plenty), the local model, temperatures `0, 0.7`, and start: it runs in the background.
+4. **Compare** — outputs side by side, exact-match scores, tokens and latency per column.
+5. **Rate** the outputs blind, **Optimize** a version with DSPy, **Export** the winner — or do
+   all of it from the command line: `python -m workbench --help`.
 """
 
 
