@@ -8,6 +8,7 @@ closing a tab does not stop the work, and a restarted server can resume pending 
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -73,6 +74,31 @@ def run_sweep_job(sweep_id: int) -> None:
     from workbench.sweeps.execute import execute_sweep
 
     execute_sweep(sweep_id)
+
+
+def fail_orphaned_optimizations() -> list[int]:
+    """Optimizations left 'running' by a process that no longer exists are marked failed."""
+    from sqlmodel import Session, col, select
+
+    from workbench.db import get_engine
+    from workbench.models import Optimization, utcnow
+    from workbench.sweeps.claims import claim_is_dead
+
+    orphaned = []
+    with Session(get_engine()) as s:
+        for row in s.exec(select(Optimization).where(col(Optimization.status) == "running")):
+            runner_id = (row.config or {}).get("runner") or ""
+            # Only runs of this machine are judged: a live run elsewhere has no lease to expire.
+            if runner_id.split(":")[0] == socket.gethostname() and claim_is_dead(runner_id, row.created_at):
+                row.status = "failed"
+                row.error = (
+                    "The process running this optimization stopped (a restart or crash); start it again."
+                )
+                row.finished_at = utcnow()
+                s.add(row)
+                orphaned.append(row.id)
+        s.commit()
+    return orphaned
 
 
 def resume_unfinished_sweeps(runner: BackgroundRunner) -> list[int]:

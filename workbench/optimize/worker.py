@@ -178,6 +178,10 @@ def _load(optimization_id: int) -> tuple[Optimization, PromptVersion, dict[int, 
         examples = {e.id: e for e in s.exec(select(Example).where(col(Example.id).in_(ids)))}
         if not row.cancel_requested:
             row.status = "running"
+            # Which process runs it: a restarted server marks runs of dead processes as failed.
+            from workbench.sweeps.claims import new_worker_id
+
+            row.config = {**(row.config or {}), "runner": new_worker_id()}
             s.add(row)
         return row, version, examples
 

@@ -73,7 +73,8 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _claim_is_dead(claimed_by: str | None, started_at, lease: timedelta) -> bool:
+def claim_is_dead(claimed_by: str | None, started_at, lease: timedelta = DEFAULT_LEASE) -> bool:
+    """True when the executor `claimed_by` (host:pid:...) is gone: a dead local pid or an expired lease."""
     if not claimed_by:
         return True
     host, _, rest = claimed_by.partition(":")
@@ -107,7 +108,7 @@ def release_stale(
         dead = []
         for run_id, claimed_by, started_at in session.exec(stmt):
             own = bool(claimed_by) and claimed_by.split(":")[:2] == [socket.gethostname(), str(os.getpid())]
-            if (own and release_own) or (not own and _claim_is_dead(claimed_by, started_at, lease)):
+            if (own and release_own) or (not own and claim_is_dead(claimed_by, started_at, lease)):
                 dead.append(run_id)
         for start in range(0, len(dead), 500):
             session.execute(

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from workbench.background import BackgroundRunner, resume_unfinished_sweeps, run_sweep_job
+from workbench.background import (
+    BackgroundRunner,
+    fail_orphaned_optimizations,
+    resume_unfinished_sweeps,
+    run_sweep_job,
+)
 
 
 @st.cache_resource(show_spinner=False)
@@ -12,6 +17,7 @@ def runner() -> BackgroundRunner:
     """One runner per server process; on first use it resumes sweeps a previous server left running."""
     r = BackgroundRunner()
     resume_unfinished_sweeps(r)
+    fail_orphaned_optimizations()
     return r
 
 
