@@ -102,9 +102,8 @@ def alembic_config(url: str):
 
 def migrate(url: str | None = None) -> str:
     """Upgrade the database at `url` to the newest schema; returns the revision it is at."""
-    from alembic.runtime.migration import MigrationContext
-
     from alembic import command
+    from alembic.runtime.migration import MigrationContext
 
     url = url or config.database_url()
     engine = get_engine(url)

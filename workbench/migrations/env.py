@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from alembic import context
 from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
 import workbench.models  # noqa: F401 - registers every table on SQLModel.metadata
-from alembic import context
 
 target_metadata = SQLModel.metadata
 
