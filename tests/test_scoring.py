@@ -69,3 +69,13 @@ def test_retry_policy_backoff_and_retry_after():
     assert (
         policy.delay(ProviderError("x", kind="rate_limit", transient=True, retry_after=9999), 1, rng) <= 121
     )
+
+
+def test_judge_rubric_is_checked_before_any_call():
+    with pytest.raises(ValidationError, match="answer"):
+        ScoringConfig(metrics=["judge"], judge_model="m", judge_rubric="Rate {{ answer }}")
+    with pytest.raises(ValidationError, match="does not work"):
+        ScoringConfig(metrics=["judge"], judge_model="m", judge_rubric="Rate {{ output ")
+    ScoringConfig(
+        metrics=["judge"], judge_model="m", judge_rubric="{{ input }} -> {{ output }} ({{ expected }})"
+    )

@@ -250,3 +250,59 @@ def test_create_sweep_writes_pending_cells_before_any_call(fake_env):
     assert summary.cells == 8 and summary.estimated_cost_usd > 0
     assert {r.status for r in runs_of(sweep.id)} == {"pending"}
     assert fake_env.count() == 0
+
+
+def test_a_scorer_failure_never_loses_a_paid_result(fake_env, monkeypatch):
+    from workbench.sweeps import execute
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("scorer bug")
+
+    monkeypatch.setattr(execute, "score_output", broken)
+    sweep_id = plan(scoring={"metrics": ["exact"]})
+    run(sweep_id)
+    runs = runs_of(sweep_id)
+    assert {r.status for r in runs} == {"done"} and all(r.output for r in runs)
+    with session_scope() as s:
+        errors = s.exec(select(Score).where(Score.metric == "scoring_error")).all()
+        assert len(errors) == 4 and all("scorer bug" in e.detail for e in errors)
+        assert s.get(Sweep, sweep_id).status == "done"
+
+
+def test_two_executors_scoring_the_same_cache_hits_do_not_collide(fake_env):
+    import asyncio
+
+    from tests.sweep_helpers import FAST_RETRY
+    from workbench.sweeps.execute import ExecutorOptions, SweepExecutor
+
+    run(plan())  # fills the cache
+    sweep_id = plan(scoring={"metrics": ["exact", "length"]})  # all cache hits, scores still to write
+
+    async def both():
+        a = SweepExecutor(sweep_id, ExecutorOptions(retry=FAST_RETRY))
+        b = SweepExecutor(sweep_id, ExecutorOptions(retry=FAST_RETRY))
+        return await asyncio.gather(a.run(), b.run())
+
+    asyncio.run(both())
+    with session_scope() as s:
+        ids = [r.id for r in runs_of(sweep_id)]
+        scores = s.exec(select(Score).where(Score.run_id.in_(ids))).all()
+        assert len(scores) == 8 and s.get(Sweep, sweep_id).status == "done"
+
+
+def test_cancel_of_a_sweep_whose_process_died(fake_env):
+    import socket
+
+    from workbench.db import get_engine
+    from workbench.sweeps import claims
+
+    sweep_id = plan()
+    claims.claim(get_engine(), worker_id=f"{socket.gethostname()}:999999:dead", limit=2, sweep_id=sweep_id)
+    with session_scope() as s:
+        sweep = s.get(Sweep, sweep_id)
+        sweep.status = "running"
+        s.add(sweep)
+    request_cancel(sweep_id)
+    with session_scope() as s:
+        assert s.get(Sweep, sweep_id).status == "cancelled"
+    assert {r.status for r in runs_of(sweep_id)} == {"cancelled"}

@@ -100,3 +100,29 @@ def test_content_hash_is_stable_and_order_sensitive():
     assert templates.content_hash(a, {"temperature": 0}) != templates.content_hash(a, {"temperature": 1})
     two = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
     assert templates.content_hash(two, {}) != templates.content_hash(list(reversed(two)), {})
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ 'x' * 50000000 }}",
+        "{{ 'x' * 10000000000 }}",
+        "{{ [1] * 10000000 }}",
+        "{{ 9 ** 99999999 }}",
+        "{% for i in range(10000000) %}x{% endfor %}",
+        "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}",
+        "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}",
+        "{% for i in range(9000) %}{{ 'y' * 200 }}{% endfor %}",
+    ],
+)
+def test_resource_hungry_templates_are_stopped_with_a_message(source):
+    with pytest.raises(TemplateError) as err:
+        templates.render_text(source, {})
+    assert "too much" in str(err.value) or "longer than" in str(err.value) or "calls itself" in str(err.value)
+
+
+def test_ordinary_loops_and_arithmetic_still_work():
+    out = templates.render_text(
+        "{% for i in range(3) %}{{ i * 2 }}{% endfor %} {{ 'ab' * 3 }} {{ 2 ** 10 }}", {}
+    )
+    assert out == "024 ababab 1024"

@@ -70,10 +70,28 @@ class BackgroundRunner:
 
 
 def run_sweep_job(sweep_id: int) -> None:
-    """The background job for a sweep: execute its pending cells to the end."""
+    """The background job for a sweep: execute its pending cells to the end.
+
+    If the executor fails (a database outage, a bug), the error is written on the sweep and this
+    process's claims are released, so the page says what happened and Resume can finish it.
+    """
+    from workbench.db import get_engine, session_scope
+    from workbench.models import Sweep
+    from workbench.sweeps import claims
     from workbench.sweeps.execute import execute_sweep
 
-    execute_sweep(sweep_id)
+    try:
+        execute_sweep(sweep_id)
+    except Exception as exc:
+        log.exception("sweep %s stopped", sweep_id)
+        claims.release_stale(get_engine(), sweep_id=sweep_id, release_own=True)
+        with session_scope() as s:
+            sweep = s.get(Sweep, sweep_id)
+            if sweep is not None:
+                sweep.status = "failed"
+                sweep.error = f"The sweep stopped: {type(exc).__name__}: {exc}. Resume it to finish the rest."
+                s.add(sweep)
+        raise
 
 
 def fail_orphaned_optimizations() -> list[int]:

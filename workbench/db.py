@@ -48,10 +48,13 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
-            # `session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})` takes the
-            # write lock up front: that is how a worker claims cells without a race.
-            mode = conn.get_execution_options().get("sqlite_begin", "")
-            conn.exec_driver_sql(f"BEGIN {mode}".strip())
+            # BEGIN IMMEDIATE by default: in WAL mode a transaction that read first and then
+            # writes after another connection committed fails at once with "database is locked"
+            # (the busy timeout does not apply to that upgrade). Taking the write lock up front
+            # makes every unit of work wait its turn instead. Read-only polling can opt out
+            # with execution_options(sqlite_begin="DEFERRED").
+            mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+            conn.exec_driver_sql(f"BEGIN {mode}")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)

@@ -7,6 +7,7 @@ data (Jinja never renders a value again, so `{{ ... }}` inside a value stays lit
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import re
@@ -21,12 +22,63 @@ from workbench.errors import MissingVariableError, SandboxError, TemplateError, 
 
 ROLES = ("system", "user", "assistant")
 MAX_RENDERED_CHARS = 1_000_000  # a loop in a template must not eat the machine's memory
+MAX_RANGE = 10_000  # items one range() may produce
+MAX_RANGE_STEPS = 1_000_000  # items all range() calls of one render may produce together
 
-_env = ImmutableSandboxedEnvironment(
+
+class TemplateTooLarge(SecurityError):
+    """A template would build a value or an output beyond the limits."""
+
+
+class _PromptSandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox plus limits on what a template can build: `'x' * 10**9`, a huge
+    `**`, or a range loop inside a range loop are refused before they exhaust memory or CPU."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if (
+                    isinstance(seq, (str, list, tuple))
+                    and isinstance(n, int)
+                    and not isinstance(n, bool)
+                    and len(seq) * n > MAX_RENDERED_CHARS
+                ):
+                    raise TemplateTooLarge(f"'*' would build {len(seq) * n:,} items")
+        big_power = isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1
+        if operator == "**" and big_power and right * abs(left).bit_length() > 100_000:
+            raise TemplateTooLarge("'**' would build a number of more than 100,000 bits")
+        return super().call_binop(context, operator, left, right)
+
+
+_steps: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("template_steps", default=None)
+
+
+def _bounded_range(*args: int) -> Any:
+    """range() that counts the items every range of one render yields (nested loops multiply)."""
+    r = range(*args)
+    if len(r) > MAX_RANGE:
+        raise TemplateTooLarge(f"range() of {len(r):,} items; the limit is {MAX_RANGE:,}")
+    budget = _steps.get()
+
+    def counted() -> Any:
+        for item in r:
+            if budget is not None:
+                budget[0] += 1
+                if budget[0] > MAX_RANGE_STEPS:
+                    raise TemplateTooLarge(f"loops over range() ran more than {MAX_RANGE_STEPS:,} times")
+            yield item
+
+    return counted()
+
+
+_env = _PromptSandbox(
     undefined=StrictUndefined,
     # Jinja's defaults otherwise, so an exported template renders the same in plain jinja2.
     autoescape=False,
 )
+_env.globals["range"] = _bounded_range
 _UNDEFINED_RE = re.compile(r"^'([^']+)' is undefined$")
 _TAG_RE = re.compile(r"\{\{.*?(\}\}|$)|\{%.*?(%\}|$)")
 
@@ -132,9 +184,26 @@ def render_text(
 ) -> str:
     """Render one source with `variables` in the sandbox."""
     template_ast = parse(source, message_index=message_index)
+    token = _steps.set([0])
     try:
         template = _env.from_string(template_ast)
-        text = template.render(**variables)
+        # Stream the output so an over-long result stops at the limit instead of being built whole.
+        parts: list[str] = []
+        size = 0
+        for chunk in template.generate(**variables):
+            size += len(chunk)
+            if size > MAX_RENDERED_CHARS:
+                raise TemplateError(
+                    f"The rendered text is longer than {MAX_RENDERED_CHARS:,} characters; "
+                    "check loops in the template.",
+                    message_index=message_index,
+                )
+            parts.append(chunk)
+        text = "".join(parts)
+    except TemplateTooLarge as exc:
+        raise TemplateError(
+            f"The template would build too much: {exc}.", message_index=message_index
+        ) from None
     except SecurityError as exc:
         raise SandboxError(
             f"The template tried something the sandbox forbids ({exc}). Templates may read "
@@ -147,12 +216,16 @@ def render_text(
         raise TemplateError(str(exc), message_index=message_index) from None
     except (TypeError, ValueError, ArithmeticError, OverflowError) as exc:
         raise TemplateError(f"{type(exc).__name__}: {exc}", message_index=message_index) from None
-    if len(text) > MAX_RENDERED_CHARS:
+    except RecursionError:
         raise TemplateError(
-            f"The rendered text is longer than {MAX_RENDERED_CHARS:,} characters; "
-            "check loops in the template.",
-            message_index=message_index,
-        )
+            "The template calls itself without end (a recursive macro).", message_index=message_index
+        ) from None
+    except MemoryError:
+        raise TemplateError(
+            "Rendering ran out of memory; check loops in the template.", message_index=message_index
+        ) from None
+    finally:
+        _steps.reset(token)
     return text
 
 

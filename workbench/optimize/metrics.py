@@ -64,6 +64,10 @@ class MetricSpec:
                 raise ValidationError(f"The regex '{self.regex}' does not compile: {exc}.") from None
         if self.name == "judge" and not self.judge_model:
             raise ValidationError("The judge metric needs a judge model (--judge-model MODEL).")
+        if self.name == "judge":
+            from workbench.sweeps.scoring import check_rubric
+
+            check_rubric(self.judge_rubric)
         if self.tolerance < 0:
             raise ValidationError("The numeric tolerance cannot be negative.")
         if not 0 < self.threshold <= 1:

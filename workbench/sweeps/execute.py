@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, update
+from sqlalchemy import bindparam, func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -147,20 +147,39 @@ class SweepExecutor:
                 params = [{"_id": r["id"], **{f"v_{k}": r[k] for k in cols}} for r in rows]
                 s.connection().execute(stmt, params)
             if scores:
-                s.execute(insert(Score), scores)
+                # Two executors may both score a cache hit; the first score wins, the second is a no-op.
+                s.connection().execute(
+                    _insert_ignore(self.engine, Score.__table__, ["run_id", "metric"]), scores
+                )
             s.commit()
 
     def _finish_cancelled(self) -> None:
+        # Pending cells and this executor's own in-flight cells are cancelled; cells other
+        # executors are running finish there (their calls are already paid for).
         with Session(self.engine) as s:
             now = utcnow()
             s.execute(
                 update(Run)
-                .where(Run.sweep_id == self.sweep_id, col(Run.status).in_(["pending", "running"]))
+                .where(Run.sweep_id == self.sweep_id, Run.status == "pending")
                 .values(
                     status="cancelled",
                     finished_at=now,
                     error_kind="cancelled",
                     error_message="Cancelled before it ran.",
+                )
+            )
+            s.execute(
+                update(Run)
+                .where(
+                    Run.sweep_id == self.sweep_id,
+                    Run.status == "running",
+                    Run.claimed_by == self.options.worker_id,
+                )
+                .values(
+                    status="cancelled",
+                    finished_at=now,
+                    error_kind="cancelled",
+                    error_message="Cancelled while its call was in flight; its result was not kept.",
                 )
             )
             sweep = s.get(Sweep, self.sweep_id)
@@ -271,7 +290,10 @@ class SweepExecutor:
             self._stop_writer = True
             self._has_writes.set()
             await writer
-            await asyncio.to_thread(self._flush, self._take_writes(), self._take_scores())
+            for _ in range(5):  # whatever the writer left queued
+                if not (self._pending_writes or self._pending_scores):
+                    break
+                await self._safe_flush()
         if self._cancel.is_set():
             await asyncio.to_thread(self._finish_cancelled)
             self.report.cancelled = True
@@ -291,6 +313,7 @@ class SweepExecutor:
                 self._cancel.set()
 
     _stop_writer = False
+    _flush_failures = 0
 
     async def _writer_loop(self) -> None:
         # Flush as soon as a result exists (so a killed process loses as little as possible);
@@ -303,9 +326,26 @@ class SweepExecutor:
             self._has_writes.clear()
             await asyncio.sleep(self.options.flush_interval)
             if self._pending_writes or self._pending_scores:
-                await asyncio.to_thread(self._flush, self._take_writes(), self._take_scores())
+                await self._safe_flush()
                 if self.on_progress:
                     self.on_progress(self.report)
+
+    async def _safe_flush(self) -> None:
+        """Flush; on a database error keep the results queued and try again (a paid result is
+        never dropped because one write failed). Five failures in a row stop the executor."""
+        writes, scores = self._take_writes(), self._take_scores()
+        try:
+            await asyncio.to_thread(self._flush, writes, scores)
+            self._flush_failures = 0
+        except Exception as exc:
+            self._pending_writes[:0] = writes
+            self._pending_scores[:0] = scores
+            self._flush_failures += 1
+            log.warning("writing results failed (%d in a row): %s", self._flush_failures, exc)
+            if self._flush_failures >= 5:
+                raise
+            await asyncio.sleep(0.2 * self._flush_failures)
+            self._has_writes.set()
 
     def _take_writes(self) -> list[dict[str, Any]]:
         writes, self._pending_writes = self._pending_writes, []
@@ -330,7 +370,9 @@ class SweepExecutor:
         attempts = 0
         error: ProviderError | None = None
         result: CompletionResult | None = None
-        async with self._global, self._model_sems[run.model]:
+        # The model's own limit first: cells queued for a one-at-a-time local model must not hold
+        # global permits that cloud cells could use meanwhile.
+        async with self._model_sems[run.model], self._global:
             while True:
                 if circuit.open_reason:
                     error = ProviderError(circuit.open_reason, kind="circuit_open", transient=False)
@@ -357,6 +399,14 @@ class SweepExecutor:
                     if not self.retry.should_retry(exc, attempts) or self._cancel.is_set():
                         break
                     await asyncio.sleep(self.retry.delay(exc, attempts, self.options.rng))
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # a bug or an unexpected library error: record it, go on
+                    log.exception("cell %s failed unexpectedly", run.id)
+                    error = ProviderError(
+                        f"Internal error: {type(exc).__name__}: {exc}", kind="internal", transient=False
+                    )
+                    break
         self.report.called += 1
         now = utcnow()
         if result is not None:
@@ -380,7 +430,6 @@ class SweepExecutor:
                 # A stream that ended without a finish reason is recorded, not passed off as complete.
                 write["error_kind"] = "no_finish_reason"
             self.report.done += 1
-            await self._score(run, result.text)
         else:
             assert error is not None
             write = {
@@ -393,8 +442,11 @@ class SweepExecutor:
                 "finished_at": now,
             }
             self.report.failed += 1
+        # The result is queued before scoring, so a scorer problem can never lose a paid call.
         self._pending_writes.append(write)
         self._has_writes.set()
+        if result is not None:
+            await self._score(run, result.text)
 
     def _note_failure(self, model: str, circuit: _Circuit, exc: ProviderError) -> None:
         if exc.kind not in AUTH_KINDS:
@@ -417,12 +469,27 @@ class SweepExecutor:
         if not self.scoring.metrics:
             return
         expected = self._expected.get(run.example_id) if run.example_id else None
-        for metric, value, detail in score_output(self.scoring, output, expected):
+        try:
+            for metric, value, detail in score_output(self.scoring, output, expected):
+                self._pending_scores.append(
+                    {"run_id": run.id, "metric": metric, "value": value, "detail": detail, "cost_usd": None}
+                )
+            if "judge" in self.scoring.metrics:
+                self._pending_scores.append(await self._judge(run, output, expected))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("scoring run %s failed", run.id)
             self._pending_scores.append(
-                {"run_id": run.id, "metric": metric, "value": value, "detail": detail, "cost_usd": None}
+                {
+                    "run_id": run.id,
+                    "metric": "scoring_error",
+                    "value": None,
+                    "detail": f"{type(exc).__name__}: {exc}",
+                    "cost_usd": None,
+                }
             )
-        if "judge" in self.scoring.metrics:
-            self._pending_scores.append(await self._judge(run, output, expected))
+        self._has_writes.set()
 
     async def _judge(self, run: Run, output: str, expected: str | None) -> dict[str, Any]:
         model = self.scoring.judge_model
@@ -468,6 +535,15 @@ class SweepExecutor:
         }
 
 
+def _insert_ignore(engine: Engine, table: Any, keys: list[str]) -> Any:
+    """INSERT ... ON CONFLICT (keys) DO NOTHING for SQLite and PostgreSQL."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(table).on_conflict_do_nothing(index_elements=keys)
+
+
 def execute_sweep(
     sweep_id: int,
     options: ExecutorOptions | None = None,
@@ -481,8 +557,13 @@ def execute_sweep(
 
 
 def request_cancel(sweep_id: int, *, engine: Engine | None = None) -> None:
-    """Ask every executor of a sweep to stop (honoured within about a second)."""
+    """Ask every executor of a sweep to stop (honoured within about a second).
+
+    Pending cells are cancelled at once, and so are cells held by executors that died, so a
+    sweep whose process is gone still ends up cancelled instead of "running" forever.
+    """
     engine = engine or get_engine()
+    claims.release_stale(engine, sweep_id=sweep_id)  # dead executors' cells back to pending
     with Session(engine) as s:
         sweep = s.get(Sweep, sweep_id)
         if sweep is None:
@@ -492,19 +573,21 @@ def request_cancel(sweep_id: int, *, engine: Engine | None = None) -> None:
         if sweep.status in ("done", "cancelled"):
             return
         sweep.cancel_requested = True
-        if sweep.status == "pending":
-            # Nobody is executing it: mark the cells now rather than waiting for an executor.
-            now = utcnow()
-            s.execute(
-                update(Run)
-                .where(Run.sweep_id == sweep_id, col(Run.status).in_(["pending", "running"]))
-                .values(
-                    status="cancelled",
-                    finished_at=now,
-                    error_kind="cancelled",
-                    error_message="Cancelled before it ran.",
-                )
+        now = utcnow()
+        s.execute(
+            update(Run)
+            .where(Run.sweep_id == sweep_id, Run.status == "pending")
+            .values(
+                status="cancelled",
+                finished_at=now,
+                error_kind="cancelled",
+                error_message="Cancelled before it ran.",
             )
+        )
+        in_flight = s.exec(
+            select(func.count()).select_from(Run).where(Run.sweep_id == sweep_id, Run.status == "running")
+        ).one()
+        if not in_flight:  # no live executor holds a cell: nobody else will close the sweep
             sweep.status = "cancelled"
             sweep.finished_at = now
         s.add(sweep)

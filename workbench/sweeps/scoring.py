@@ -60,6 +60,8 @@ class ScoringConfig:
                 raise ValidationError(f"The JSON Schema is invalid: {exc.message}.") from None
         if "judge" in self.metrics and not self.judge_model:
             raise ValidationError("The judge scorer needs a model (--judge-model MODEL).")
+        if "judge" in self.metrics:
+            check_rubric(self.judge_rubric)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -141,6 +143,22 @@ def _json_scores(cfg: ScoringConfig, output: str) -> list[tuple[str, float, str 
 
 
 _JUDGE_NUMBER = re.compile(r"\b([1-5])\b")
+
+
+def check_rubric(rubric: str | None) -> None:
+    """Refuse a judge rubric that does not parse or uses variables other than input/output/expected."""
+    from workbench.errors import WorkbenchError
+    from workbench.templates import render_text
+
+    if not rubric:
+        return
+    try:
+        render_text(rubric, {"input": "input", "output": "output", "expected": "expected"})
+    except WorkbenchError as exc:
+        raise ValidationError(
+            f"The judge rubric does not work: {exc} It may use {{{{ input }}}}, {{{{ output }}}} and "
+            "{{ expected }}."
+        ) from None
 
 
 def judge_messages(cfg: ScoringConfig, *, input_text: str, output: str, expected: str | None) -> list[dict]:

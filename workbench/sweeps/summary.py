@@ -179,6 +179,36 @@ def runs_frame(session: Session, sweep_id: int) -> pd.DataFrame:
     return df
 
 
+def latest_runs(session: Session, sweep_id: int, limit: int = 20) -> list[dict[str, Any]]:
+    """The most recently finished cells (for a live progress panel; does not load the whole sweep)."""
+    sweep = session.get(Sweep, sweep_id)
+    grid_keys = list(((sweep.config or {}).get("spec") or {}).get("params") or {}) if sweep else []
+    stmt = (
+        select(Run, Prompt.name, PromptVersion.number)
+        .join(PromptVersion, PromptVersion.id == Run.version_id)
+        .join(Prompt, Prompt.id == PromptVersion.prompt_id)
+        .where(Run.sweep_id == sweep_id, col(Run.status).in_(["done", "failed"]))
+        .order_by(col(Run.finished_at).desc(), col(Run.id).desc())
+        .limit(limit)
+    )
+    out = []
+    for run, name, number in session.exec(stmt).all():
+        grid = params_label({k: run.params.get(k) for k in grid_keys if k in run.params})
+        out.append(
+            {
+                "column": f"{name}@{number} | {run.model}" + (f" | {grid}" if grid else ""),
+                "row": run.example_id,
+                "status": run.status,
+                "output / error": run.output
+                if run.status == "done"
+                else f"⚠ {run.error_kind}: {run.error_message}",
+                "tokens": run.completion_tokens,
+                "latency ms": None if run.latency_ms is None else round(run.latency_ms),
+            }
+        )
+    return out
+
+
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
     """Per column: n, failures, mean (and std) of each score, tokens, cost, latency p50/p95, TTFT p50."""
     if df.empty:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 from workbench import catalog, datasets, prompts, templates
@@ -18,7 +17,7 @@ from workbench.errors import ValidationError, WorkbenchError
 from workbench.sweeps.execute import prepare_resume, request_cancel
 from workbench.sweeps.plan import SweepSpec, create_sweep, parse_param_values, preview, require_sweep
 from workbench.sweeps.scoring import SCORERS
-from workbench.sweeps.summary import list_sweeps, progress, runs_frame
+from workbench.sweeps.summary import latest_runs, list_sweeps, progress
 from workbench.ui.background import start_sweep
 from workbench.ui.common import db, show_error
 
@@ -206,6 +205,7 @@ def _render_progress(sweep_id: int) -> None:
     with db() as s:
         p = progress(s, sweep_id)
     active = p.status in ("pending", "running") and p.remaining > 0
+    st.session_state["run.panel_active"] = active
     st.fragment(run_every=1.0 if active else None)(_progress_panel)(sweep_id)
 
 
@@ -236,8 +236,8 @@ def _progress_panel(sweep_id: int) -> None:
         request_cancel(sweep_id)
         st.rerun()
     if (
-        p.status in ("cancelled", "done")
-        and (p.failed or p.cancelled)
+        p.status in ("cancelled", "done", "failed")
+        and (p.failed or p.cancelled or p.remaining)
         and b2.button("Resume (retry failed and cancelled)", key="run.resume")
     ):
         prepare_resume(sweep_id, retry_failed=True)
@@ -247,27 +247,13 @@ def _progress_panel(sweep_id: int) -> None:
         # Planned but no executor here (e.g. created from the CLI): run it in the background.
         start_sweep(sweep_id)
     with db() as s:
-        df = runs_frame(s, sweep_id)
-    if df.empty:
-        return
-    finished = df[df["status"].isin(["done", "failed"])].tail(20).iloc[::-1]
-    show = pd.DataFrame(
-        {
-            "column": finished["column"],
-            "row": finished["example_id"],
-            "status": finished["status"],
-            "output / error": finished.apply(
-                lambda r: (
-                    r["output"] if r["status"] == "done" else f"⚠ {r['error_kind']}: {r['error_message']}"
-                ),
-                axis=1,
-            ),
-            "tokens": finished["completion_tokens"],
-            "latency ms": finished["latency_ms"].round(0),
-        }
-    )
-    st.caption("Latest results")
-    st.dataframe(show, hide_index=True, width="stretch", key=f"run.latest.{sweep_id}")
+        latest = latest_runs(s, sweep_id)
+    if latest:
+        st.caption("Latest results")
+        st.dataframe(latest, hide_index=True, width="stretch", key=f"run.latest.{sweep_id}")
+    if st.session_state.get("run.panel_active") and not (p.status in ("pending", "running") and p.remaining):
+        st.session_state["run.panel_active"] = False
+        st.rerun(scope="app")  # finished: redraw the page once so the panel stops polling
 
 
 def _render_past() -> None:
