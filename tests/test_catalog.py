@@ -80,3 +80,21 @@ def test_bundled_models_file_parses():
 
     entries = catalog.load_models_file(config.PROJECT_ROOT / "data" / "models.toml")
     assert entries and all(e.api_key_env for e in entries)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[[model]]\nid = "openai/x"\nmax_concurrency = "eight"\n', "max_concurrency"),
+        ('model = "x"\n', r"\[\[model\]\]"),
+        ('[[model]]\nid = "openai/x"\nchat = "no"\n', "true or false"),
+        ('[[model]]\nid = "openai/x"\napi_base = 5\n', "api_base must be text"),
+        ('[[model]]\nid = "openai/x"\ninput_price_per_million = "cheap"\n', "prices must be numbers"),
+    ],
+)
+def test_wrong_types_in_the_models_file_are_explained(tmp_path, monkeypatch, text, message):
+    path = tmp_path / "m.toml"
+    path.write_text(text)
+    monkeypatch.setenv("WORKBENCH_MODELS", str(path))
+    with pytest.raises(ValidationError, match=message):
+        catalog.list_models()

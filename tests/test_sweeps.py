@@ -226,6 +226,11 @@ def test_judge_scorer_counts_its_own_cost(fake_env):
     with session_scope() as s:
         judged = s.exec(select(Score).where(Score.metric == "judge")).all()
     assert len(judged) == 4 and all(sc.value == 0.75 and sc.cost_usd > 0 for sc in judged)
+    with session_scope() as s:
+        p = progress(s, sweep_id)
+        table = summarize(runs_frame(s, sweep_id))
+    assert p.scoring_cost_usd == pytest.approx(sum(sc.cost_usd for sc in judged))
+    assert table["scoring_cost_usd"].sum() == pytest.approx(p.scoring_cost_usd)
 
 
 def test_unpriced_model_cost_is_unknown_and_budget_refused(fake_env, tmp_path, monkeypatch):

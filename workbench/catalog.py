@@ -129,9 +129,16 @@ def _entry_from_toml(raw: dict[str, Any], source: Path) -> ModelEntry:
     key_env = raw.get("api_key_env")
     if key_env is None and not raw.get("api_base") and provider not in KEYLESS_PROVIDERS:
         key_env = PROVIDER_KEY_ENV.get(provider)
-    concurrency = int(raw.get("max_concurrency", DEFAULT_CLOUD_CONCURRENCY))
-    if concurrency < 1:
-        raise ValidationError(f"{source}: '{model_id}': max_concurrency must be at least 1.")
+    concurrency = raw.get("max_concurrency", DEFAULT_CLOUD_CONCURRENCY)
+    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+        raise ValidationError(
+            f"{source}: '{model_id}': max_concurrency must be a whole number of at least 1."
+        )
+    for key in ("api_base", "api_key_env", "description"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise ValidationError(f"{source}: '{model_id}': {key} must be text in quotes.")
+    if "chat" in raw and not isinstance(raw["chat"], bool):
+        raise ValidationError(f"{source}: '{model_id}': chat must be true or false.")
     return ModelEntry(
         id=model_id,
         kind="cloud",
@@ -167,7 +174,10 @@ def load_models_file(path: Path | None = None) -> list[ModelEntry]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ValidationError(f"{path} is not valid TOML: {exc}.") from None
-    entries = [_entry_from_toml(raw, path) for raw in data.get("model", [])]
+    models = data.get("model", [])
+    if not isinstance(models, list) or not all(isinstance(m, dict) for m in models):
+        raise ValidationError(f'{path}: list models as [[model]] tables, each with id = "provider/name".')
+    entries = [_entry_from_toml(raw, path) for raw in models]
     ids = [e.id for e in entries]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:

@@ -159,6 +159,7 @@ def _print_summary(payload: dict[str, Any]) -> None:
         f"Sweep {p['sweep_id']}: {p['status']}  {p['done']} done ({p['cached']} cached), "
         f"{p['failed']} failed, "
         f"{p['cancelled']} cancelled, {p['remaining']} remaining; cost {_fmt_money(p['cost_usd'])}"
+        + (f" + judge {_fmt_money(p['scoring_cost_usd'])}" if p.get("scoring_cost_usd") else "")
         + (f" (+{p['unpriced']} unpriced)" if p["unpriced"] else "")
     )
     if p.get("error"):

@@ -34,6 +34,7 @@ class Progress:
     running: int
     cost_usd: float
     unpriced: int
+    scoring_cost_usd: float  # what judge calls cost, on top of the cells' own cost
     elapsed_s: float | None
     eta_s: float | None
     cancel_requested: bool
@@ -74,6 +75,9 @@ def progress(session: Session, sweep_id: int) -> Progress:
     cost = sum(float(cost or 0) for *_x, cost, _u in rows)
     unpriced = sum(int(u or 0) for *_x, u in rows)
     total = sum(counts.values())
+    scoring_cost = session.exec(
+        select(func.sum(Score.cost_usd)).join(Run, Run.id == Score.run_id).where(Run.sweep_id == sweep_id)
+    ).one()
     elapsed = eta = None
     if sweep.started_at:
         started = sweep.started_at if sweep.started_at.tzinfo else sweep.started_at.replace(tzinfo=UTC)
@@ -92,6 +96,7 @@ def progress(session: Session, sweep_id: int) -> Progress:
         failed=counts.get("failed", 0),
         cancelled=counts.get("cancelled", 0),
         cached=cached,
+        scoring_cost_usd=float(scoring_cost or 0.0),
         pending=counts.get("pending", 0),
         running=counts.get("running", 0),
         cost_usd=cost,
@@ -172,11 +177,33 @@ def runs_frame(session: Session, sweep_id: int) -> pd.DataFrame:
         ).all(),
         columns=["run_id", "metric", "value"],
     )
+    judge_cost = session.exec(
+        select(Score.run_id, func.sum(Score.cost_usd))
+        .join(Run, Run.id == Score.run_id)
+        .where(Run.sweep_id == sweep_id, col(Score.cost_usd).is_not(None))
+        .group_by(Score.run_id)
+    ).all()
+    df["scoring_cost_usd"] = df["run_id"].map(dict(judge_cost)).fillna(0.0) if judge_cost else 0.0
     if not scores.empty:
         wide = scores.pivot_table(index="run_id", columns="metric", values="value", aggfunc="first")
         wide.columns = [f"score_{c}" for c in wide.columns]
         df = df.merge(wide, left_on="run_id", right_index=True, how="left")
     return df
+
+
+def data_version(session: Session, sweep_id: int) -> tuple:
+    """Changes whenever a cell finishes (again) or a score is written: a cache key for views."""
+    finished = session.exec(
+        select(func.count(), func.max(Run.finished_at)).where(
+            Run.sweep_id == sweep_id, col(Run.status).in_(["done", "failed", "cancelled"])
+        )
+    ).one()
+    scores = session.exec(
+        select(func.count(), func.max(Score.id))
+        .join(Run, Run.id == Score.run_id)
+        .where(Run.sweep_id == sweep_id)
+    ).one()
+    return (int(finished[0]), str(finished[1]), int(scores[0]), scores[1])
 
 
 def latest_runs(session: Session, sweep_id: int, limit: int = 20) -> list[dict[str, Any]]:
@@ -237,6 +264,7 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
         row["completion_tokens"] = int(done["completion_tokens"].fillna(0).sum())
         priced = done["cost_usd"].dropna()
         row["cost_usd"] = float(priced.sum()) if len(priced) == len(done) else None  # None: unknown
+        row["scoring_cost_usd"] = float(g["scoring_cost_usd"].sum()) if "scoring_cost_usd" in g else 0.0
         lat = done["latency_ms"].dropna()
         row["latency_p50_ms"] = float(lat.quantile(0.5)) if len(lat) else None
         row["latency_p95_ms"] = float(lat.quantile(0.95)) if len(lat) else None

@@ -31,6 +31,11 @@ def setup_page(title: str, icon: str = "🧪") -> None:
     config.apply_offline_env()
     st.set_page_config(page_title=f"{title} · Prompt Workbench", page_icon=icon, layout="wide")
     _migrated(config.database_url())
+    # The first page any session opens starts the background runner, which resumes sweeps and
+    # closes optimizations that a previous server process left unfinished.
+    from workbench.ui.background import runner
+
+    runner()
 
 
 def show_error(exc: BaseException) -> None:

@@ -18,7 +18,7 @@ import plotly.express as px
 import streamlit as st
 
 from workbench import datasets
-from workbench.sweeps.summary import list_sweeps, progress, runs_frame, summarize
+from workbench.sweeps.summary import data_version, list_sweeps, progress, runs_frame, summarize
 from workbench.ui.common import db
 
 PAGE_SIZE = 20
@@ -26,8 +26,8 @@ DASH = "–"
 
 
 @st.cache_resource(show_spinner="Loading results ...", max_entries=4)
-def _frame(sweep_id: int, finished: int) -> pd.DataFrame:
-    """All cells of a sweep (cached until more cells finish).
+def _frame(sweep_id: int, version: tuple) -> pd.DataFrame:
+    """All cells of a sweep (cached until a cell finishes or a score is written).
 
     cache_resource, not cache_data: cache_data would pickle a copy of a 10,000-row frame on every
     rerun. Callers only filter it (new frames), never modify it in place.
@@ -74,7 +74,8 @@ def render() -> None:
     )
     with db() as s:
         p = progress(s, sweep_id)
-    df = _frame(sweep_id, p.finished)
+        version = data_version(s, sweep_id)
+    df = _frame(sweep_id, version)
     if df.empty:
         st.info("This sweep has no cells.")
         return
@@ -84,18 +85,18 @@ def render() -> None:
     if filtered.empty:
         st.warning("No cells match the filters.")
         return
-    table = _summary_table(sweep_id, p.finished, filter_key, filtered)
+    table = _summary_table(sweep_id, version, filter_key, filtered)
     tab_grid, tab_summary, tab_charts = st.tabs(["Side by side", "Summary", "Charts"])
     with tab_summary:
         _summary(table)
     with tab_charts:
-        _charts(filtered, table, _version_model_table(sweep_id, p.finished, filter_key, filtered))
+        _charts(filtered, table, _version_model_table(sweep_id, version, filter_key, filtered))
     with tab_grid:
         _grid(filtered)
 
 
 @st.cache_resource(max_entries=16)
-def _summary_table(sweep_id: int, finished: int, filter_key: tuple, _filtered: pd.DataFrame) -> pd.DataFrame:
+def _summary_table(sweep_id: int, version: tuple, filter_key: tuple, _filtered: pd.DataFrame) -> pd.DataFrame:
     """The per-column summary, computed once per (sweep, progress, filters)."""
     return summarize(_filtered)
 

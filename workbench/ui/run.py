@@ -19,7 +19,7 @@ from workbench.sweeps.plan import SweepSpec, create_sweep, parse_param_values, p
 from workbench.sweeps.scoring import SCORERS
 from workbench.sweeps.summary import latest_runs, list_sweeps, progress
 from workbench.ui.background import start_sweep
-from workbench.ui.common import db, show_error
+from workbench.ui.common import db, errors_shown, show_error
 
 AD_HOC = "(type variables)"
 
@@ -42,9 +42,9 @@ def render() -> None:
     state = st.session_state
     state.setdefault("run.sweep_id", None)
     tab_new, tab_past = st.tabs(["New sweep", "Sweeps"])
-    with tab_new:
+    with tab_new, errors_shown():
         _render_builder()
-    with tab_past:
+    with tab_past, errors_shown():
         _render_past()
     if state["run.sweep_id"] is not None:
         st.divider()
@@ -227,7 +227,11 @@ def _progress_panel(sweep_id: int) -> None:
     c[1].metric("Failed", f"{p.failed:,}")
     c[2].metric("Cached", f"{p.cached:,}")
     c[3].metric("Remaining", f"{p.remaining:,}")
-    c[4].metric("Cost so far", f"${p.cost_usd:.4f}" + (f" + {p.unpriced} unpriced" if p.unpriced else ""))
+    c[4].metric(
+        "Cost so far",
+        f"${p.cost_usd + p.scoring_cost_usd:.4f}" + (f" + {p.unpriced} unpriced" if p.unpriced else ""),
+        help=f"Calls ${p.cost_usd:.4f} + judge ${p.scoring_cost_usd:.4f}" if p.scoring_cost_usd else None,
+    )
     c[5].metric("ETA", _fmt_seconds(p.eta_s) if p.remaining else "done")
     if p.error:
         st.warning(p.error)
