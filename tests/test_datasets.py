@@ -99,3 +99,41 @@ def test_export_neutralises_formulas(session):
     rows = [{"q": '=HYPERLINK("http://x")', "expected": "+1"}, {"q": "safe", "expected": "-"}]
     text = datasets.to_csv(rows)
     assert "'=HYPERLINK" in text and "'+1" in text and "safe" in text
+
+
+def test_rows_with_sweep_results_cannot_be_rewritten_but_can_be_copied(session):
+    from workbench import prompts
+    from workbench.models import Run, Sweep
+
+    ds = datasets.create_dataset(
+        session, name="used", table=datasets.parse_csv("q,expected\nx,1\ny,2\n"), expected_column="expected"
+    )
+    first, second = datasets.examples_of(session, ds.id)
+    version, _ = prompts.save_version(
+        session, prompt_name="p", messages=[{"role": "user", "content": "{{ q }}"}]
+    )
+    sweep = Sweep(name="s")
+    session.add(sweep)
+    session.flush()
+    session.add(Run(sweep_id=sweep.id, version_id=version.id, model="m", example_id=first.id, cache_key="k"))
+    session.flush()
+    edited = [
+        {"_id": first.id, "q": "x CHANGED", "expected": "1"},
+        {"_id": second.id, "q": "y", "expected": "2"},
+    ]
+    with pytest.raises(ValidationError, match="Rows 1 have sweep results"):
+        datasets.replace_rows(session, dataset_id=ds.id, rows=edited)
+    with pytest.raises(ValidationError, match="Rows 1"):
+        datasets.replace_rows(session, dataset_id=ds.id, rows=[edited[1]])  # deleting row 1
+    # Unused rows stay editable.
+    datasets.replace_rows(
+        session,
+        dataset_id=ds.id,
+        rows=[{"_id": first.id, "q": "x", "expected": "1"}, {"_id": second.id, "q": "y2", "expected": "22"}],
+    )
+    copy = datasets.copy_dataset(session, name="used-v2", rows=edited)
+    assert [(e.inputs, e.expected) for e in datasets.examples_of(session, copy.id)] == [
+        ({"q": "x CHANGED"}, "1"),
+        ({"q": "y"}, "2"),
+    ]
+    assert copy.columns == ["q"]

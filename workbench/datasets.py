@@ -262,14 +262,25 @@ def examples_by_id(session: Session, ids: list[int]) -> dict[int, Example]:
     return out
 
 
+def _clean_row(row: dict[str, Any], expected_key: str) -> tuple[int | None, dict[str, Any], str | None]:
+    row = dict(row)
+    ex_id = row.pop("_id", None)
+    expected = row.pop(expected_key, None)
+    inputs = {k: v for k, v in row.items() if k}
+    is_nan = isinstance(expected, float) and expected != expected  # pandas' empty cell
+    expected = None if expected in (None, "") or is_nan else str(expected)
+    return (int(ex_id) if ex_id is not None else None), inputs, expected
+
+
 def replace_rows(
     session: Session, *, dataset_id: int, rows: list[dict[str, Any]], expected_key: str = "expected"
 ) -> int:
-    """Replace a dataset's rows (the editor's explicit save), keeping rows that runs point at.
+    """Replace a dataset's rows (the editor's explicit save).
 
-    Rows are matched by their `_id` key when present: matched rows are updated in place (so
-    runs keep their link), rows without `_id` are added, rows no longer present are deleted
-    unless a run refers to them, in which case the save is refused with a message.
+    Rows are matched by their `_id` key: matched rows are updated in place, rows without `_id`
+    are added, missing rows are deleted. A row that sweep results point at is never changed or
+    deleted — that would rewrite what those results answered — and the whole save is refused
+    with the row numbers; save the edits as a new dataset instead (`copy_dataset`).
     """
     from workbench.models import Run
 
@@ -277,38 +288,65 @@ def replace_rows(
     if dataset is None:
         raise NotFoundError(f"Dataset id {dataset_id} does not exist.")
     existing = {e.id: e for e in examples_of(session, dataset_id)}
-    keep: set[int] = set()
+    parsed = [_clean_row(r, expected_key) for r in rows]
+    kept = {ex_id for ex_id, _, _ in parsed if ex_id in existing}
+    changed = [
+        ex_id
+        for ex_id, inputs, expected in parsed
+        if ex_id in existing and (existing[ex_id].inputs != inputs or existing[ex_id].expected != expected)
+    ]
+    touched = changed + [i for i in existing if i not in kept]
+    if touched:
+        used: set[int] = set()
+        for start in range(0, len(touched), 500):
+            chunk = touched[start : start + 500]
+            used |= set(session.exec(select(Run.example_id).where(col(Run.example_id).in_(chunk)).distinct()))
+        if used:
+            numbers = sorted(existing[i].position + 1 for i in used)
+            shown = ", ".join(str(n) for n in numbers[:10]) + (" ..." if len(numbers) > 10 else "")
+            raise ValidationError(
+                f"Rows {shown} have sweep results; changing or deleting them would rewrite what those "
+                "results answered. Nothing was saved: save your edits as a new dataset instead."
+            )
     columns: list[str] = []
-    for pos, row in enumerate(rows):
-        row = dict(row)
-        ex_id = row.pop("_id", None)
-        expected = row.pop(expected_key, None)
-        inputs = {k: v for k, v in row.items() if k}
-        for k in inputs:
-            if k not in columns:
-                columns.append(k)
-        is_nan = isinstance(expected, float) and expected != expected  # pandas' empty cell
-        expected = None if expected in (None, "") or is_nan else str(expected)
-        if ex_id is not None and int(ex_id) in existing:
-            ex = existing[int(ex_id)]
+    for pos, (ex_id, inputs, expected) in enumerate(parsed):
+        columns += [k for k in inputs if k not in columns]
+        if ex_id in existing:
+            ex = existing[ex_id]
             ex.inputs, ex.expected, ex.position = inputs, expected, pos
-            keep.add(ex.id)
+            session.add(ex)
         else:
             session.add(Example(dataset_id=dataset_id, position=pos, inputs=inputs, expected=expected))
-    gone = [i for i in existing if i not in keep]
-    if gone:
-        used = session.exec(select(Run.example_id).where(col(Run.example_id).in_(gone))).first()
-        if used is not None:
-            raise ValidationError(
-                "Some deleted rows have sweep results that point at them; keep those rows or "
-                "create a new dataset instead."
-            )
-        session.exec(delete(Example).where(col(Example.id).in_(gone)))
+    gone = [i for i in existing if i not in kept]
+    for start in range(0, len(gone), 500):
+        session.exec(delete(Example).where(col(Example.id).in_(gone[start : start + 500])))
     dataset.columns = columns
     dataset.updated_at = utcnow()
     session.add(dataset)
     session.flush()
     return len(rows)
+
+
+def copy_dataset(
+    session: Session,
+    *,
+    name: str,
+    rows: list[dict[str, Any]],
+    description: str = "",
+    expected_key: str = "expected",
+) -> Dataset:
+    """A new dataset from edited rows (row ids are ignored): how a used dataset gets a new version."""
+    parsed = [_clean_row(r, expected_key) for r in rows]
+    columns: list[str] = []
+    for _, inputs, _ in parsed:
+        columns += [k for k in inputs if k not in columns]
+    records = [{**inputs, "__expected__": expected} for _, inputs, expected in parsed]
+    table = ParsedTable([*columns, "__expected__"], records)
+    if not records:
+        raise ValidationError("A dataset needs at least one row.")
+    return create_dataset(
+        session, name=name, table=table, expected_column="__expected__", description=description
+    )
 
 
 def export_rows(session: Session, dataset_id: int) -> list[dict[str, Any]]:

@@ -143,24 +143,37 @@ def _render_browse() -> None:
             "expected": st.column_config.TextColumn("expected", help="Expected answer (optional)"),
         },
     )
+    records = []
+    for rec in edited.to_dict(orient="records"):
+        rec = {k: _clean(v) for k, v in rec.items()}
+        if rec.get("_id") is None:
+            rec.pop("_id", None)
+        else:
+            rec["_id"] = int(rec["_id"])
+        for c in columns:
+            rec[c] = _parse_cell(rec.get(c))
+        records.append(rec)
     c1, c2, c3 = st.columns(3)
     if c1.button("💾 Save changes", type="primary", key="datasets.save"):
-        records = []
-        for rec in edited.to_dict(orient="records"):
-            rec = {k: _clean(v) for k, v in rec.items()}
-            if rec.get("_id") is None:
-                rec.pop("_id", None)
-            else:
-                rec["_id"] = int(rec["_id"])
-            for c in columns:
-                rec[c] = _parse_cell(rec.get(c))
-            records.append(rec)
         try:
             with db() as s:
                 n = datasets.replace_rows(s, dataset_id=ds_id, rows=records)
             st.success(f"Saved {n} rows.")
         except WorkbenchError as exc:
             show_error(exc)
+    with st.expander("Save the edited rows as a new dataset (keeps this one as it is)"):
+        n1, n2 = st.columns([3, 1], vertical_alignment="bottom")
+        copy_name = n1.text_input("New dataset name", f"{name}-v2", key="datasets.copy_name")
+        if n2.button("Save as new dataset", key="datasets.copy"):
+            try:
+                with db() as s:
+                    new = datasets.copy_dataset(
+                        s, name=copy_name, rows=records, description=f"Edited copy of {name}"
+                    )
+                    new_name = new.name
+                st.success(f"Saved {len(records)} rows as the new dataset '{new_name}'.")
+            except WorkbenchError as exc:
+                show_error(exc)
     with db() as s:
         export = datasets.export_rows(s, ds_id)
     c2.download_button("Download CSV", datasets.to_csv(export), f"{name}.csv", "text/csv", key="datasets.csv")
