@@ -137,3 +137,10 @@ def test_usage_errors_exit_2(gate_env, capsys, argv, message):
     assert wb("gate", *argv) == 2
     assert message in capsys.readouterr().err
     assert gate_env.count() == 0
+
+
+def test_a_metric_without_a_better_direction_cannot_gate(gate_env, capsys):
+    cand = add_candidate(HOLDS)
+    assert gate("--prompt", cand, "--score", "length") == 2
+    assert "cannot gate a release" in capsys.readouterr().err
+    assert gate_env.count() == 0

@@ -203,7 +203,11 @@ def _sweep_winner(session: Session, sweep_id: int, memo: _Cache) -> tuple[Prompt
     df = memo.frame(session, sweep_id)
     score_cols = [c for c in df.columns if c.startswith("score_")]
     configured = [f"score_{m}" for m in (_spec(sweep).get("scoring") or {}).get("metrics") or []]
-    metric_col = next((c for c in configured if c in score_cols), score_cols[0] if score_cols else None)
+    from workbench.sweeps.scoring import QUALITY_METRICS
+
+    # Only a metric where higher is better can name a winner ("length" would reward verbosity).
+    quality = [c for c in score_cols if c.removeprefix("score_") in QUALITY_METRICS]
+    metric_col = next((c for c in configured if c in quality), quality[0] if quality else None)
     if metric_col is None:
         raise ValidationError(
             f"Sweep {sweep_id} has no scores and no ratings, so it has no winner: run it with --score "

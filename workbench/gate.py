@@ -44,6 +44,14 @@ class GateSpec:
             raise ValidationError("Give --models m1,m2 (see: python -m workbench models).")
         if not self.score:
             raise ValidationError("Give --score METRIC (for example exact).")
+        from workbench.sweeps.scoring import QUALITY_METRICS
+
+        gateable = [m for m in QUALITY_METRICS if m not in ("regex", "judge", "json_schema")]
+        if self.score not in gateable:
+            raise ValidationError(
+                f"--score {self.score} cannot gate a release: use one of {', '.join(gateable)} "
+                "(a score where higher is better that needs no extra settings)."
+            )
         if self.max_regression < 0:
             raise ValidationError("--max-regression cannot be negative.")
         if self.max_cost is not None and self.max_cost < 0:

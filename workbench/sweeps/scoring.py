@@ -17,6 +17,8 @@ from workbench.errors import ValidationError
 
 SCORERS = ("exact", "exact_raw", "contains", "contains_raw", "regex", "json", "length", "judge")
 NEEDS_EXPECTED = {"exact", "exact_raw", "contains", "contains_raw"}
+# Scores where higher means better (0-1); "length" has no better direction, so it never picks a winner.
+QUALITY_METRICS = ("exact", "exact_raw", "contains", "contains_raw", "regex", "json", "json_schema", "judge")
 _PUNCT = str.maketrans("", "", string.punctuation + "“”‘’«»")
 
 DEFAULT_JUDGE_RUBRIC = (
