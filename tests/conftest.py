@@ -97,6 +97,20 @@ def session(migrated):
 
 
 @pytest.fixture
+def fake_models(fake_server, tmp_path, monkeypatch):
+    """A migrated database and a models file with two priced models served by the fake server."""
+    from tests.sweep_helpers import write_models_file
+    from workbench.db import migrate
+
+    monkeypatch.setenv(
+        "WORKBENCH_MODELS", str(write_models_file(tmp_path / "models.toml", fake_server.base_url))
+    )
+    monkeypatch.setenv("WB_FAKE_KEY", "sk-fake")
+    migrate()
+    return fake_server
+
+
+@pytest.fixture
 def sqlite_session():
     """A Session on the per-test SQLite database (for tests that need one backend only)."""
     from workbench.db import migrate, session_scope

@@ -110,6 +110,8 @@ class FakeOpenAIServer:
         self.default = Reply()
         self.requests: list[dict] = []
         self.arrivals: list[float] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._lock = threading.Lock()
         self._scripts: dict[str, list[Reply]] = {}
         self._positions: dict[str, int] = {}
@@ -233,6 +235,7 @@ class FakeOpenAIServer:
             self._positions.clear()
             self.requests.clear()
             self.arrivals.clear()
+            self.max_in_flight = 0
             self.default = Reply()
 
     def _arrive(self, body: dict) -> tuple[int, Reply]:
@@ -271,6 +274,15 @@ class FakeOpenAIServer:
                 await asyncio.wait_for(self._stopping.wait(), 0.05)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        # Requests being answered at once (the loop is single-threaded: no lock needed).
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         try:
             body = json.loads(raw or b"{}")

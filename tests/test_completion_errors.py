@@ -199,19 +199,17 @@ def test_hung_request_times_out_without_retry(fake_server, entry, stream):
     elapsed = time.perf_counter() - started
     assert exc.kind == "timeout"
     assert exc.transient is True
-    assert 0.9 <= elapsed < 4.0
-    assert fake_server.count("hang") == 1
+    assert elapsed >= 0.9  # it waited for the timeout (a lower bound cannot flake under load)
+    assert fake_server.count("hang") == 1  # and did not retry
 
 
 @pytest.mark.parametrize("stream", STREAM)
 def test_connection_refused_is_transient(monkeypatch, stream):
     monkeypatch.setenv(KEY_ENV, "sk-fake-test-key")
     nowhere = ModelEntry(id=MODEL, api_base=f"http://127.0.0.1:{closed_port()}/v1", api_key_env=KEY_ENV)
-    started = time.perf_counter()
     exc = call_error(nowhere, "anyone?", stream=stream)
     assert exc.kind == "connection"
     assert exc.transient is True
-    assert time.perf_counter() - started < 4.0  # no retries with backoff
 
 
 @pytest.mark.parametrize("stream", STREAM)
@@ -284,7 +282,7 @@ def test_fake_server_stream_format(fake_server):
 def test_fake_server_sustains_concurrency_64(fake_server):
     fake_server.default = Reply(latency=0.2)
 
-    async def burst() -> float:
+    async def burst() -> None:
         body = {"model": "m", "messages": [{"role": "user", "content": "go"}]}
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
 
@@ -293,11 +291,10 @@ def test_fake_server_sustains_concurrency_64(fake_server):
                     await resp.read()
                     return resp.status
 
-            started = time.perf_counter()
             statuses = await asyncio.gather(*(one() for _ in range(128)))
             assert statuses == [200] * 128
-            return time.perf_counter() - started
 
-    elapsed = asyncio.run(burst())
-    assert elapsed < 1.5  # 128 requests of 200 ms at once, not one after another
+    asyncio.run(burst())
     assert fake_server.count("go") == 128
+    # Answered side by side, not one after another (counted by the server, not timed).
+    assert fake_server.max_in_flight >= 64

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from jsonschema import Draft202012Validator
 
-from tests.sweep_helpers import FAKE, plan, run, seed, write_models_file
+from tests.sweep_helpers import FAKE, plan, run, seed
 from tests.test_gate import wb
 from workbench import export, prompts, ratings
 from workbench.db import migrate, session_scope
@@ -42,12 +42,8 @@ def vote_for(sweep_id: int, entry: str, *, rater: str = "ann") -> int:
 
 
 @pytest.fixture
-def fake_env(fake_server, tmp_path, monkeypatch):
-    monkeypatch.setenv(
-        "WORKBENCH_MODELS", str(write_models_file(tmp_path / "models.toml", fake_server.base_url))
-    )
-    monkeypatch.setenv("WB_FAKE_KEY", "sk-fake")
-    migrate()
+def fake_env(fake_models):
+    fake_server = fake_models
     seed(4)
     return fake_server
 

@@ -7,10 +7,10 @@ import sys
 import pytest
 
 from tests.fakeserver import Reply
-from tests.sweep_helpers import FAKE, seed, write_models_file
+from tests.sweep_helpers import FAKE, seed
 from workbench import prompts
 from workbench.cli_export import add_commands
-from workbench.db import migrate, session_scope
+from workbench.db import session_scope
 from workbench.errors import ProviderError, WorkbenchError
 
 
@@ -30,13 +30,9 @@ def wb(*argv: str) -> int:
 
 
 @pytest.fixture
-def gate_env(fake_server, tmp_path, monkeypatch):
+def gate_env(fake_models):
     """Prompt 'echo' (v1 labelled production) and dataset 'rows' whose expected answers v1 hits."""
-    monkeypatch.setenv(
-        "WORKBENCH_MODELS", str(write_models_file(tmp_path / "models.toml", fake_server.base_url))
-    )
-    monkeypatch.setenv("WB_FAKE_KEY", "sk-fake")
-    migrate()
+    fake_server = fake_models
     seed(4)
     with session_scope() as s:
         prompts.set_label(s, version_id=prompts.resolve(s, "echo@1").id, label="production")

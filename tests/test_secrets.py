@@ -61,3 +61,16 @@ def test_no_export_format_contains_a_planted_key(leaky, tmp_path, capsys):
     assert PLANTED not in everything
     assert everything.count("[redacted]") >= 4  # the planted values did reach the exported fields
     assert "my key is [redacted]" in everything and "key=[redacted]" in everything
+
+
+def test_provider_error_text_never_carries_a_key(monkeypatch):
+    """A provider that echoes the key (some put it in the URL) must not get it into the database."""
+    from workbench.completion import classify_exception
+
+    monkeypatch.setenv("GEMINI_API_KEY", "AIzaSy-planted-GEMINI-key-123")
+
+    class FakeStatusError(Exception):
+        status_code = 400
+
+    err = classify_exception(FakeStatusError("400 for url https://x/v1?key=AIzaSy-planted-GEMINI-key-123"))
+    assert "AIzaSy-planted" not in str(err) and "[redacted]" in str(err)

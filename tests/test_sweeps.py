@@ -8,8 +8,8 @@ import pytest
 from sqlmodel import select
 
 from tests.fakeserver import Reply
-from tests.sweep_helpers import FAKE, FAKE2, plan, run, seed, write_models_file
-from workbench.db import migrate, session_scope
+from tests.sweep_helpers import FAKE, FAKE2, plan, run, seed
+from workbench.db import session_scope
 from workbench.errors import BudgetExceededError, MissingVariableError, ModelUnavailableError, ValidationError
 from workbench.models import Run, Score, Sweep
 from workbench.sweeps.execute import request_cancel
@@ -18,12 +18,8 @@ from workbench.sweeps.summary import progress, runs_frame, summarize
 
 
 @pytest.fixture
-def fake_env(fake_server, tmp_path, monkeypatch):
-    monkeypatch.setenv(
-        "WORKBENCH_MODELS", str(write_models_file(tmp_path / "models.toml", fake_server.base_url))
-    )
-    monkeypatch.setenv("WB_FAKE_KEY", "sk-fake")
-    migrate()
+def fake_env(fake_models):
+    fake_server = fake_models
     seed(4)
     return fake_server
 

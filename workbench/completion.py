@@ -202,7 +202,10 @@ def _fatal_message(status: int, message: str) -> str:
 
 
 def _short(message: str, limit: int = 500) -> str:
-    message = " ".join(message.split())
+    from workbench.redact import scrub
+
+    # Provider errors can echo a key (some put it in the URL); it must not reach the database.
+    message = scrub(" ".join(message.split()))
     for prefix in ("litellm.",):
         if message.startswith(prefix):
             message = message[len(prefix) :]

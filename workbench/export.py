@@ -9,8 +9,6 @@ values of key-like environment variables are redacted from every export, whateve
 from __future__ import annotations
 
 import json
-import os
-import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -24,15 +22,13 @@ from workbench import prompts
 from workbench.datasets import to_csv
 from workbench.errors import NotFoundError, ValidationError
 from workbench.models import Example, Optimization, Prompt, PromptVersion, Rating, Run, Score, Sweep, utcnow
+from workbench.redact import REDACTED, scrub, secret_values  # noqa: F401 - re-exported
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "export-v1.schema.json"
 FORMATS = ("csv", "json")
-REDACTED = "[redacted]"
 # Environment variables whose values are secrets by their name; values shorter than this are
 # too common to redact safely (and too short to be a real key).
-_SECRET_NAME_RE = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
-_MIN_SECRET_LEN = 8
 
 
 @cache
@@ -55,40 +51,6 @@ class Selection:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v not in (None, [])}
-
-
-# --- secrets ----------------------------------------------------------------------------------
-
-
-def secret_values() -> list[str]:
-    """Values of environment variables that hold keys (by name, or named as api_key_env of a model)."""
-    names = {k for k in os.environ if _SECRET_NAME_RE.search(k)}
-    try:
-        from workbench.catalog import PROVIDER_KEY_ENV, load_models_file
-
-        names.update(PROVIDER_KEY_ENV.values())
-        names.update(m.api_key_env for m in load_models_file() if m.api_key_env)
-    except Exception:  # noqa: BLE001 - a broken models file must not block redaction of the rest
-        pass
-    values = {os.environ.get(n, "") for n in names}
-    return sorted((v for v in values if len(v) >= _MIN_SECRET_LEN), key=len, reverse=True)
-
-
-def scrub(value: Any, secrets: list[str] | None = None) -> Any:
-    """`value` (nested dicts/lists/strings) with every secret value replaced by '[redacted]'."""
-    secrets = secret_values() if secrets is None else secrets
-    if not secrets:
-        return value
-    if isinstance(value, str):
-        for s in secrets:
-            if s in value:
-                value = value.replace(s, REDACTED)
-        return value
-    if isinstance(value, dict):
-        return {scrub(k, secrets): scrub(v, secrets) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [scrub(v, secrets) for v in value]
-    return value
 
 
 # --- helpers ----------------------------------------------------------------------------------

@@ -3,18 +3,14 @@
 import pytest
 
 from tests.fakeserver import Reply
-from tests.sweep_helpers import FAKE, FAKE2, plan, run, seed, write_models_file
+from tests.sweep_helpers import FAKE, FAKE2, plan, run, seed
 from tests.ui.conftest import page
 from workbench.db import migrate
 
 
 @pytest.fixture
-def compared(fake_server, tmp_path, monkeypatch):
-    monkeypatch.setenv(
-        "WORKBENCH_MODELS", str(write_models_file(tmp_path / "models.toml", fake_server.base_url))
-    )
-    monkeypatch.setenv("WB_FAKE_KEY", "sk-fake")
-    migrate()
+def compared(fake_models):
+    fake_server = fake_models
     seed(5)
     fake_server.script("cell-004", [Reply(status=400)])
     sweep_id = plan(

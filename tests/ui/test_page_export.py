@@ -5,7 +5,7 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.sweep_helpers import seed, write_models_file
+from tests.sweep_helpers import seed
 from tests.test_export import sweep_two_versions
 from workbench import config, export, prompts
 from workbench.db import migrate, session_scope
@@ -23,12 +23,7 @@ def preview_rows(at: AppTest) -> list[str]:
 
 
 @pytest.fixture
-def swept(fake_server, tmp_path, monkeypatch):
-    monkeypatch.setenv(
-        "WORKBENCH_MODELS", str(write_models_file(tmp_path / "models.toml", fake_server.base_url))
-    )
-    monkeypatch.setenv("WB_FAKE_KEY", "sk-fake")
-    migrate()
+def swept(fake_models):
     seed(4)
     sweep_id = sweep_two_versions()
     with session_scope() as s:

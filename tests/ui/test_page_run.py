@@ -5,19 +5,15 @@ import time
 import pytest
 
 from tests.fakeserver import Reply
-from tests.sweep_helpers import FAKE, seed, write_models_file
+from tests.sweep_helpers import FAKE, seed
 from tests.ui.conftest import page
-from workbench.db import migrate, session_scope
+from workbench.db import session_scope
 from workbench.sweeps.summary import list_sweeps, progress
 
 
 @pytest.fixture
-def fake_run_env(fake_server, tmp_path, monkeypatch):
-    monkeypatch.setenv(
-        "WORKBENCH_MODELS", str(write_models_file(tmp_path / "models.toml", fake_server.base_url))
-    )
-    monkeypatch.setenv("WB_FAKE_KEY", "sk-fake")
-    migrate()
+def fake_run_env(fake_models):
+    fake_server = fake_models
     seed(6)
     return fake_server
 
