@@ -380,11 +380,24 @@ def _json_safe(value: Any) -> Any:
 
 
 class _DspyLogHandler(logging.Handler):
+    """Copies DSPy log lines into one optimization's log.
+
+    DSPy logs through one global logger, so with several optimizations in one process a line is
+    taken only from the thread that runs this optimization, or from any thread while this is
+    the only optimization running (DSPy's evaluation threads carry no run id).
+    """
+
+    active = 0
+    _count_lock = threading.Lock()
+
     def __init__(self, reporter: Reporter):
         super().__init__(logging.INFO)
         self.reporter = reporter
+        self.thread = threading.get_ident()
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.thread != self.thread and _DspyLogHandler.active > 1:
+            return
         if record.levelno >= logging.WARNING or record.name.startswith("dspy.teleprompt"):
             self.reporter.log(f"dspy: {record.getMessage()[:500]}")
 
@@ -397,7 +410,11 @@ class _dspy_log:  # a context manager used like a function
         self.logger = logging.getLogger("dspy")
 
     def __enter__(self):
+        with _DspyLogHandler._count_lock:
+            _DspyLogHandler.active += 1
         self.logger.addHandler(self.handler)
 
     def __exit__(self, *exc):
         self.logger.removeHandler(self.handler)
+        with _DspyLogHandler._count_lock:
+            _DspyLogHandler.active -= 1
