@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from tests.fakeserver import Reply
 from tests.sweep_helpers import FAKE, FAKE2, plan, run, seed, write_models_file
-from workbench import prompts, ranking, ratings
+from workbench import prompts, ranking, ratings, ratings_export
 from workbench.db import migrate, session_scope
 from workbench.errors import ValidationError
 from workbench.models import Rating, Run
@@ -309,8 +309,8 @@ def test_export_rows_and_csv_neutralises_formulas(env):
         pair = ratings.next_pair(s, sweep_id=sweep_id, by="version", rater="=cmd", rng=random.Random(0))
         ratings.record_vote(s, pair=pair, verdict_side="left", rater="=cmd", comment="+SUM(A1:A9)")
     with session_scope() as s:
-        rows = ratings.export_ratings(s, sweep_id=sweep_id)
-        assert ratings.export_ratings(s) == rows  # one sweep in the database
+        rows = ratings_export.export_ratings(s, sweep_id=sweep_id)
+        assert ratings_export.export_ratings(s) == rows  # one sweep in the database
     auto, human = rows
     assert auto["auto"] is True and auto["rater"] == "auto" and auto["verdict"] == "tie"
     assert auto["winner_run_id"] is None and auto["created_at"].endswith("+00:00")
@@ -323,13 +323,13 @@ def test_export_rows_and_csv_neutralises_formulas(env):
     assert human["shown_left"] == ("a" if pair.left_run_id == pair.run_a_id else "b")
     assert human["winner_run_id"] == pair.left_run_id
     assert (human["version_a"], human["version_b"], human["model_a"]) == ("echo@1", "echo@2", FAKE)
-    assert list(human) == ratings.EXPORT_COLUMNS
-    parsed = list(csv.DictReader(io.StringIO(ratings.ratings_csv(rows))))
+    assert list(human) == ratings_export.EXPORT_COLUMNS
+    parsed = list(csv.DictReader(io.StringIO(ratings_export.ratings_csv(rows))))
     assert parsed[1]["rater"] == "'=cmd" and parsed[1]["comment"] == "'+SUM(A1:A9)"
-    assert json.loads(ratings.render_export(rows, "json"))[1]["comment"] == "+SUM(A1:A9)"
-    assert ratings.ratings_csv([]).strip() == ",".join(ratings.EXPORT_COLUMNS)
+    assert json.loads(ratings_export.render_export(rows, "json"))[1]["comment"] == "+SUM(A1:A9)"
+    assert ratings_export.ratings_csv([]).strip() == ",".join(ratings_export.EXPORT_COLUMNS)
     with pytest.raises(ValidationError, match="csv or json"):
-        ratings.render_export(rows, "xml")
+        ratings_export.render_export(rows, "xml")
 
 
 def test_degenerate_numbers_stay_finite(env):

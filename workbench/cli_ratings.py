@@ -127,7 +127,7 @@ def cmd_ratings_export(args: argparse.Namespace) -> int:
     from workbench.cli import _ensure_db
     from workbench.db import session_scope
     from workbench.errors import ValidationError
-    from workbench.ratings import export_ratings, render_export
+    from workbench.ratings_export import export_ratings, render_export
 
     _ensure_db()
     with session_scope() as s:

@@ -91,15 +91,6 @@ def _sweep_or_error(session: Session, sweep_id: int) -> Sweep:
     return sweep
 
 
-def _ratings_module():
-    """`workbench.ratings` (leaderboards), or None where it is not installed."""
-    try:
-        from workbench import ratings
-    except ImportError:
-        return None
-    return ratings
-
-
 def _has_ratings(session: Session, sweep_id: int) -> bool:
     return bool(
         session.exec(select(func.count()).select_from(Rating).where(Rating.sweep_id == sweep_id)).one()
@@ -126,9 +117,10 @@ class _Cache:
 
     def board(self, session: Session, sweep_id: int):
         if sweep_id not in self.boards:
-            ratings = _ratings_module()
+            from workbench import ratings  # imported here: it pulls in pandas-heavy ranking code
+
             board = None
-            if ratings is not None and _has_ratings(session, sweep_id):
+            if _has_ratings(session, sweep_id):
                 board = ratings.leaderboard_for(session, sweep_id=sweep_id, by="version")
                 if not len(board) or int(board["votes"].sum()) == 0:
                     board = None  # votes along other dimensions say nothing about versions
@@ -485,12 +477,11 @@ def runs_rows(session: Session, *, sweep_id: int) -> list[dict[str, Any]]:
 
 
 def ratings_rows(session: Session, *, sweep_id: int) -> list[dict[str, Any]]:
-    """One row per vote of a sweep (from `workbench.ratings.export_ratings`)."""
+    """One row per vote of a sweep (from `workbench.ratings_export.export_ratings`)."""
+    from workbench import ratings_export
+
     _sweep_or_error(session, sweep_id)
-    ratings = _ratings_module()
-    if ratings is None:
-        raise ValidationError("Exporting ratings needs the ratings module (workbench/ratings.py).")
-    return ratings.export_ratings(session, sweep_id=sweep_id)
+    return ratings_export.export_ratings(session, sweep_id=sweep_id)
 
 
 def _sweep_header(session: Session, sweep_id: int) -> dict[str, Any]:
@@ -603,7 +594,6 @@ def export_ratings(session: Session, *, sweep_id: int, fmt: str = "json") -> str
     fmt = _check_format(fmt)
     if fmt == "json":
         return to_json(ratings_document(session, sweep_id=sweep_id))
-    rows = scrub(ratings_rows(session, sweep_id=sweep_id))
-    ratings = _ratings_module()
-    csv_of = getattr(ratings, "ratings_csv", None)  # keeps the header when there are no votes
-    return csv_of(rows) if csv_of else to_csv(rows)
+    from workbench.ratings_export import ratings_csv
+
+    return ratings_csv(scrub(ratings_rows(session, sweep_id=sweep_id)))  # keeps the header with no votes
