@@ -60,3 +60,16 @@ def test_no_sweeps_yet(tmp_path):
     migrate()
     at = page("pages/4_Compare.py")
     assert any("No sweeps yet" in i.value for i in at.info)
+
+
+def test_runs_of_two_sweeps_side_by_side(compared):
+    second = plan(models=[FAKE], params={"temperature": [0]}, use_cache=False)
+    run(second)
+    at = page("pages/4_Compare.py")
+    assert at.selectbox(key="compare.sweep").value == second  # newest first
+    at.multiselect(key="compare.more_sweeps").set_value([compared]).run()
+    summary = at.tabs[1].dataframe[0].value
+    assert len(summary) == 5
+    assert {c.split(" | ")[0] for c in summary["column"]} == {f"#{second}", f"#{compared}"}
+    grid = at.tabs[0].dataframe[0].value
+    assert len(grid) == 5  # rows line up by dataset row

@@ -72,15 +72,31 @@ def render() -> None:
         format_func=labels.get,
         key="compare.sweep",
     )
+    others = [i for i in ids if i != sweep_id]
+    extra = st.multiselect(
+        "Add the runs of other sweeps (for example earlier runs of the same prompt)",
+        others,
+        format_func=labels.get,
+        key="compare.more_sweeps",
+        help="Columns are then prefixed with their sweep id; rows line up by dataset row.",
+    )
+    chosen = [sweep_id, *extra]
     with db() as s:
-        p = progress(s, sweep_id)
-        version = data_version(s, sweep_id)
-    df = _frame(sweep_id, version)
+        remaining = sum(progress(s, i).remaining for i in chosen)
+        version = tuple((i, data_version(s, i)) for i in chosen)
+    frames = [_frame(i, v) for i, v in version]
+    if len(frames) > 1:
+        frames = [
+            f.assign(column=f"#{i} | " + f["column"])
+            for (i, _), f in zip(version, frames, strict=True)
+            if not f.empty
+        ]
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if df.empty:
         st.info("This sweep has no cells.")
         return
-    if p.remaining:
-        st.caption(f"{p.remaining:,} cells still running; reload to see more.")
+    if remaining:
+        st.caption(f"{remaining:,} cells still running; reload to see more.")
     filtered, filter_key = _filters(df)
     if filtered.empty:
         st.warning("No cells match the filters.")
@@ -97,6 +113,7 @@ def render() -> None:
 
 @st.cache_resource(max_entries=16)
 def _summary_table(sweep_id: int, version: tuple, filter_key: tuple, _filtered: pd.DataFrame) -> pd.DataFrame:
+    # version holds (sweep id, data version) of every sweep shown: it identifies _filtered.
     """The per-column summary, computed once per (sweep, progress, filters)."""
     return summarize(_filtered)
 
@@ -266,7 +283,10 @@ def _cell_text(group: pd.DataFrame) -> str:
 def _grid(df: pd.DataFrame) -> None:
     columns = list(dict.fromkeys(df["column"]))
     chosen = st.multiselect(
-        "Columns", columns, default=columns[: min(4, len(columns))], key="compare.columns"
+        "Columns",
+        columns,
+        default=columns[: min(4, len(columns))],
+        key=f"compare.columns.{hash(tuple(columns)) & 0xFFFFFFFF}",
     )
     if not chosen:
         st.caption("Pick at least one column.")
