@@ -112,9 +112,14 @@ class SweepExecutor:
                 sweep.finished_at = None
                 s.add(sweep)
             if sweep.config.get("dataset_id"):
-                for ex in s.exec(select(Example).where(Example.dataset_id == sweep.config["dataset_id"])):
-                    self._expected[ex.id] = ex.expected
-                    self._inputs[ex.id] = ex.inputs
+                rows = s.exec(
+                    select(Example.id, Example.expected, Example.inputs).where(
+                        Example.dataset_id == sweep.config["dataset_id"]
+                    )
+                )
+                for ex_id, expected, inputs in rows:
+                    self._expected[ex_id] = expected
+                    self._inputs[ex_id] = inputs
             s.commit()
             return spec, False
 
@@ -205,13 +210,15 @@ class SweepExecutor:
             s.add(sweep)
             s.commit()
 
-    def _unscored_done(self, scoring: ScoringConfig) -> list[Run]:
+    def _unscored_done(self, scoring: ScoringConfig) -> list[claims.Cell]:
         if not scoring.metrics:
             return []
         with Session(self.engine, expire_on_commit=False) as s:
             scored = select(Score.run_id).where(Score.run_id == Run.id)
-            stmt = select(Run).where(Run.sweep_id == self.sweep_id, Run.status == "done", ~scored.exists())
-            return list(s.exec(stmt))
+            stmt = select(
+                Run.id, Run.model, Run.params, Run.messages, Run.example_id, Run.variables, Run.output
+            ).where(Run.sweep_id == self.sweep_id, Run.status == "done", ~scored.exists())
+            return [claims.Cell(*row) for row in s.exec(stmt)]
 
     # -- the run ---------------------------------------------------------------------------------
 
@@ -364,7 +371,7 @@ class SweepExecutor:
             self._model_sems[model] = asyncio.Semaphore(max(1, int(limit)))
         return self._entries[model]
 
-    async def _cell(self, run: Run) -> None:
+    async def _cell(self, run: claims.Cell) -> None:
         entry = self._entry(run.model)
         circuit = self._circuits.setdefault(run.model, _Circuit())
         attempts = 0
@@ -462,10 +469,10 @@ class SweepExecutor:
             )
             self.report.circuit_open[model] = f"authentication failed ({exc.status_code})"
 
-    async def _score_only(self, run: Run) -> None:
+    async def _score_only(self, run: claims.Cell) -> None:
         await self._score(run, run.output or "")
 
-    async def _score(self, run: Run, output: str) -> None:
+    async def _score(self, run: claims.Cell, output: str) -> None:
         if not self.scoring.metrics:
             return
         expected = self._expected.get(run.example_id) if run.example_id else None
@@ -491,7 +498,7 @@ class SweepExecutor:
             )
         self._has_writes.set()
 
-    async def _judge(self, run: Run, output: str, expected: str | None) -> dict[str, Any]:
+    async def _judge(self, run: claims.Cell, output: str, expected: str | None) -> dict[str, Any]:
         model = self.scoring.judge_model
         entry = self._entry(model)
         inputs = self._inputs.get(run.example_id, run.variables) if run.example_id else run.variables
