@@ -1,32 +1,19 @@
 """`python -m workbench gate`: a candidate against a baseline on the fake server; exit codes 0 / 1 / 2."""
 
-import argparse
 import json
-import sys
 
 import pytest
 
 from tests.fakeserver import Reply
 from tests.sweep_helpers import FAKE, seed
 from workbench import prompts
-from workbench.cli_export import add_commands
+from workbench.cli import main
 from workbench.db import session_scope
-from workbench.errors import ProviderError, WorkbenchError
 
 
 def wb(*argv: str) -> int:
-    """Run export/import/gate like cli.main does: WorkbenchError -> exit 2, ProviderError -> 1."""
-    parser = argparse.ArgumentParser(prog="workbench")
-    add_commands(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(list(argv))
-    try:
-        return int(args.func(args) or 0)
-    except ProviderError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except WorkbenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    """Run a command through the real CLI entry point (WorkbenchError -> 2, ProviderError -> 1)."""
+    return main(list(argv))
 
 
 @pytest.fixture
