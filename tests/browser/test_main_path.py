@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -47,9 +48,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def app_url(tmp_path):
+def db_path(tmp_path) -> Path:
+    return tmp_path / "browser.db"
+
+
+@pytest.fixture
+def app_url(tmp_path, db_path):
     port = _free_port()
-    env = {**os.environ, "WORKBENCH_DATABASE_URL": f"sqlite:///{tmp_path / 'browser.db'}"}
+    env = {**os.environ, "WORKBENCH_DATABASE_URL": f"sqlite:///{db_path}"}
     log = open(tmp_path / "streamlit.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [
@@ -112,7 +118,7 @@ def _nav(page, name: str) -> None:
     _wait_idle(page)
 
 
-def test_create_version_run_compare(app_url, shots):
+def test_create_version_run_compare(app_url, shots, db_path):
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
@@ -192,8 +198,24 @@ def test_create_version_run_compare(app_url, shots):
         assert page.locator(".js-plotly-plot").count() >= 3
         page.screenshot(path=shots / "06-compare-charts.png", full_page=True)
 
+        # Rate: name yourself, then vote with the keyboard (A = the left output is better).
+        _nav(page, "Rate")
+        page.get_by_role("textbox", name="Your name", exact=True).fill("ada")
+        page.get_by_role("textbox", name="Your name", exact=True).press("Enter")
+        _wait_idle(page)
+        expect(page.get_by_role("button", name="A is better")).to_be_visible()
+        page.locator("h1").first.click()  # shortcuts are ignored while a text box has focus
+        page.keyboard.press("a")
+        _wait_idle(page)
+        page.wait_for_timeout(500)
+        with sqlite3.connect(db_path) as conn:
+            votes = conn.execute("SELECT rater, verdict FROM rating WHERE auto = 0").fetchall()
+        assert votes and votes[0][0] == "ada" and votes[0][1] in ("a", "b"), votes
+
         for i, name in enumerate(("Rate", "Optimize", "Export"), start=7):
             _nav(page, name)
+            expect(page.locator("h1").filter(has_text=name).first).to_be_visible()
+            _wait_idle(page)
             expect(page.get_by_test_id("stException")).to_have_count(0)
             page.screenshot(path=shots / f"{i:02d}-{name.lower()}.png", full_page=True)
         browser.close()
