@@ -438,9 +438,9 @@ def runs_rows(session: Session, *, sweep_id: int) -> list[dict[str, Any]]:
         if example_ids
         else {}
     )
-    from workbench.sweeps.plan import params_label
+    from workbench.sweeps.plan import grid_keys, grid_label
 
-    grid_keys = list(_spec(sweep).get("params") or {})
+    keys = grid_keys(sweep)
     rows = []
     for run, name, number in results:
         ex = examples.get(run.example_id)
@@ -450,7 +450,7 @@ def runs_rows(session: Session, *, sweep_id: int) -> list[dict[str, Any]]:
             "prompt": name,
             "version": number,
             "model": run.model,
-            "grid": params_label({k: run.params[k] for k in grid_keys if k in run.params}),
+            "grid": grid_label(run.params, keys),
             "params": run.params,
             "row": ex.position + 1 if ex else None,
             "variables": ex.inputs if ex else run.variables,

@@ -35,7 +35,7 @@ from sqlmodel import Session, col, select
 from workbench import ranking
 from workbench.errors import ValidationError
 from workbench.models import Example, Prompt, PromptVersion, Rating, Run, Sweep
-from workbench.sweeps.plan import params_label, require_sweep
+from workbench.sweeps.plan import column_label, grid_keys, params_label, require_sweep
 from workbench.sweeps.summary import runs_frame
 
 DIMENSIONS = ("version", "model", "temperature", "param", "column")
@@ -132,7 +132,7 @@ class _RunInfo:
 def _done_runs(session: Session, sweep_id: int) -> dict[int, _RunInfo]:
     """Every done run of the sweep with its column components, by run id."""
     sweep = require_sweep(session, sweep_id)
-    grid_keys = list((sweep.config.get("spec") or {}).get("params") or {})
+    keys = grid_keys(sweep)
     stmt = (
         select(
             Run.id,
@@ -153,7 +153,7 @@ def _done_runs(session: Session, sweep_id: int) -> dict[int, _RunInfo]:
     out: dict[int, _RunInfo] = {}
     for rid, prompt, number, model, params, example_id, variables, repeat, output in session.exec(stmt):
         params = params or {}
-        grid_params = {k: params.get(k) for k in grid_keys if k in params}
+        grid_params = {k: params.get(k) for k in keys if k in params}
         grid = params_label(grid_params)
         version = f"{prompt}@{number}"
         row_key = (
@@ -168,7 +168,7 @@ def _done_runs(session: Session, sweep_id: int) -> dict[int, _RunInfo]:
             params=params,
             grid_params=grid_params,
             grid=grid,
-            column=f"{version} | {model}" + (f" | {grid}" if grid else ""),
+            column=column_label(version, model, grid),
             row_key=row_key,
             repeat=repeat,
             example_id=example_id,

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 from workbench.datasets import neutralise_formula
 from workbench.errors import ValidationError
 from workbench.models import Prompt, PromptVersion, Rating, Run, Sweep
-from workbench.sweeps.plan import params_label, require_sweep
+from workbench.sweeps.plan import grid_keys, grid_label, require_sweep
 
 EXPORT_COLUMNS = [
     "rating_id",
@@ -50,7 +50,7 @@ def export_ratings(session: Session, *, sweep_id: int | None = None) -> list[dic
     ratings = list(session.exec(stmt))
     run_ids = {r.run_a_id for r in ratings} | {r.run_b_id for r in ratings}
     labels: dict[int, tuple[str, str, str, int | None, int]] = {}
-    grid_keys: dict[int, list[str]] = {}
+    keys_of: dict[int, list[str]] = {}
     ids = sorted(run_ids)
     for start in range(0, len(ids), 500):
         stmt_runs = (
@@ -69,10 +69,9 @@ def export_ratings(session: Session, *, sweep_id: int | None = None) -> list[dic
             .where(col(Run.id).in_(ids[start : start + 500]))
         )
         for rid, sid, prompt, number, model, params, example_id, repeat in session.exec(stmt_runs):
-            if sid not in grid_keys:
-                sweep = session.get(Sweep, sid)
-                grid_keys[sid] = list(((sweep.config if sweep else {}).get("spec") or {}).get("params") or {})
-            grid = params_label({k: (params or {}).get(k) for k in grid_keys[sid] if k in (params or {})})
+            if sid not in keys_of:
+                keys_of[sid] = grid_keys(session.get(Sweep, sid))
+            grid = grid_label(params, keys_of[sid])
             labels[rid] = (f"{prompt}@{number}", model, grid, example_id, repeat)
     rows = []
     for r in ratings:

@@ -51,8 +51,8 @@ def claim(engine: Engine, *, worker_id: str, limit: int, sweep_id: int | None = 
         return []
     sqlite = engine.dialect.name == "sqlite"
     with _session(engine) as session:
-        if sqlite:
-            session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+        # SQLite: every transaction starts with BEGIN IMMEDIATE (workbench.db), so this
+        # select-then-update runs under the write lock.
         stmt = select(Run.id).where(Run.status == "pending")
         if sweep_id is not None:
             stmt = stmt.where(Run.sweep_id == sweep_id)

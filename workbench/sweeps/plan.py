@@ -101,6 +101,22 @@ def cache_key(model: str, params: dict[str, Any], messages: list[dict[str, str]]
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def grid_keys(sweep: Sweep | None) -> list[str]:
+    """The parameter names a sweep varies (its grid), in the order the user gave them."""
+    return list((((sweep.config if sweep else None) or {}).get("spec") or {}).get("params") or {})
+
+
+def grid_label(params: dict[str, Any] | None, keys: list[str]) -> str:
+    """The label of a cell's grid values, e.g. 'temperature=0.7' (other params are defaults)."""
+    params = params or {}
+    return params_label({k: params[k] for k in keys if k in params})
+
+
+def column_label(version: str, model: str, grid: str) -> str:
+    """A sweep column: 'prompt@N | model | grid' (the grid part only when the sweep has one)."""
+    return f"{version} | {model}" + (f" | {grid}" if grid else "")
+
+
 def params_label(params: dict[str, Any]) -> str:
     """A short, stable label of a cell's grid parameters, e.g. 'temperature=0.7'."""
     return ", ".join(

@@ -16,7 +16,7 @@ from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
 from workbench.models import Prompt, PromptVersion, Run, Score, Sweep, utcnow
-from workbench.sweeps.plan import params_label
+from workbench.sweeps.plan import column_label, grid_keys, grid_label
 
 
 @dataclass
@@ -164,10 +164,12 @@ def runs_frame(session: Session, sweep_id: int) -> pd.DataFrame:
     if df.empty:
         return df
     sweep = session.get(Sweep, sweep_id)
-    grid_keys = list((sweep.config.get("spec") or {}).get("params") or {})
+    keys = grid_keys(sweep)
     df["version"] = df["prompt"] + "@" + df["version_number"].astype(str)
-    df["grid"] = df["params"].map(lambda p: params_label({k: p.get(k) for k in grid_keys if k in p}))
-    df["column"] = df["version"] + " | " + df["model"] + df["grid"].map(lambda g: f" | {g}" if g else "")
+    df["grid"] = df["params"].map(lambda p: grid_label(p, keys))
+    df["column"] = [
+        column_label(v, m, g) for v, m, g in zip(df["version"], df["model"], df["grid"], strict=True)
+    ]
     df["params_json"] = df["params"].map(lambda p: json.dumps(p, sort_keys=True))
     scores = pd.DataFrame(
         session.exec(
@@ -209,7 +211,7 @@ def data_version(session: Session, sweep_id: int) -> tuple:
 def latest_runs(session: Session, sweep_id: int, limit: int = 20) -> list[dict[str, Any]]:
     """The most recently finished cells (for a live progress panel; does not load the whole sweep)."""
     sweep = session.get(Sweep, sweep_id)
-    grid_keys = list(((sweep.config or {}).get("spec") or {}).get("params") or {}) if sweep else []
+    keys = grid_keys(sweep)
     stmt = (
         select(Run, Prompt.name, PromptVersion.number)
         .join(PromptVersion, PromptVersion.id == Run.version_id)
@@ -220,10 +222,10 @@ def latest_runs(session: Session, sweep_id: int, limit: int = 20) -> list[dict[s
     )
     out = []
     for run, name, number in session.exec(stmt).all():
-        grid = params_label({k: run.params.get(k) for k in grid_keys if k in run.params})
+        grid = grid_label(run.params, keys)
         out.append(
             {
-                "column": f"{name}@{number} | {run.model}" + (f" | {grid}" if grid else ""),
+                "column": column_label(f"{name}@{number}", run.model, grid),
                 "row": run.example_id,
                 "status": run.status,
                 "output / error": run.output
