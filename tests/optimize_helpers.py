@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from tests.fakeserver import Reply
 from tests.sweep_helpers import FAKE, FAKE2, write_models_file
-from workbench import datasets, prompts
+from workbench import datasets
 from workbench.db import migrate, session_scope
 from workbench.optimize.run import OptimizeSpec, create_optimization
 from workbench.optimize.worker import run_optimization
+from workbench.prompts.store import store
 
 COUNTRIES = [
     ("France", "Paris"),
@@ -29,7 +30,7 @@ def setup(tmp_path, monkeypatch, server, *, rows: int = 8) -> None:
     monkeypatch.setenv("WB_FAKE_KEY", "sk-test")
     migrate()
     with session_scope() as s:
-        prompts.save_version(
+        store.save_version(
             s,
             prompt_name="cap",
             messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}],

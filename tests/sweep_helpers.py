@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workbench import datasets, prompts
+from workbench import datasets
 from workbench.db import session_scope
+from workbench.prompts.store import store
 from workbench.sweeps.execute import ExecutorOptions, execute_sweep
 from workbench.sweeps.plan import SweepSpec, create_sweep
 from workbench.sweeps.retry import RetryPolicy
@@ -31,7 +32,7 @@ def write_models_file(path: Path, base_url: str, *, concurrency: int = 16) -> Pa
 def seed(rows: int = 4, *, prompt: str = "echo", dataset: str = "rows") -> None:
     """A prompt whose rendered text carries a unique marker per row: 'cell-<row>'."""
     with session_scope() as s:
-        prompts.save_version(
+        store.save_version(
             s, prompt_name=prompt, messages=[{"role": "user", "content": "{{ marker }} {{ text }}"}]
         )
         table = datasets.ParsedTable(

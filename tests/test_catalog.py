@@ -2,8 +2,8 @@
 
 import pytest
 
-from workbench import catalog
 from workbench.errors import ModelUnavailableError, ValidationError
+from workbench.providers import catalog
 
 TOML = """
 [[model]]

@@ -9,14 +9,14 @@ import random
 import pytest
 
 from tests.test_ratings import prefer_version_1, rate_all, setup_rating_env, version_sweep
-from workbench import cli_ratings, ratings
 from workbench.db import session_scope
 from workbench.errors import NotFoundError, ValidationError
+from workbench.rating import pairs
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="workbench")
-    cli_ratings.add_commands(p.add_subparsers(dest="command"))
+    pairs.add_commands(p.add_subparsers(dest="command"))
     return p
 
 
@@ -84,13 +84,13 @@ def test_bad_input_raises_typed_errors(rated):
 
 def test_export_csv_and_json(rated, tmp_path, capsys):
     with session_scope() as s:
-        pair = ratings.next_pair(s, sweep_id=rated, by="version", rater="cy", rng=random.Random(0))
-        ratings.record_vote(s, pair=pair, verdict_side="tie", rater="cy", comment="=1+1")
+        pair = pairs.next_pair(s, sweep_id=rated, by="version", rater="cy", rng=random.Random(0))
+        pairs.record_vote(s, pair=pair, verdict_side="tie", rater="cy", comment="=1+1")
     assert call("ratings-export", "--format", "csv") == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert len(rows) == 1 + 6 + 1  # auto tie, ann and bob, cy
     assert rows[-1]["comment"] == "'=1+1" and rows[-1]["verdict"] == "tie"
-    out = tmp_path / "ratings.json"
+    out = tmp_path / "pairs.json"
     assert call("ratings-export", "--sweep", str(rated), "--format", "json", "--out", str(out)) == 0
     data = json.loads(out.read_text())
     assert len(data) == 8 and data[-1]["comment"] == "=1+1" and data[0]["auto"] is True

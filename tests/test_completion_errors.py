@@ -19,9 +19,9 @@ import httpx
 import pytest
 
 from tests.fakeserver import FakeOpenAIServer, Reply
-from workbench.catalog import ModelEntry
-from workbench.completion import CompletionResult, acomplete
 from workbench.errors import ProviderError
+from workbench.providers.catalog import ModelEntry
+from workbench.providers.completion import CompletionResult, acomplete
 
 KEY_ENV = "WB_FAKE_KEY"
 MODEL = "openai/fake-model"

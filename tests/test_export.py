@@ -9,10 +9,12 @@ from jsonschema import Draft202012Validator
 
 from tests.sweep_helpers import FAKE, plan, run, seed
 from tests.test_gate import wb
-from workbench import export, prompts, ratings
 from workbench.db import migrate, session_scope
 from workbench.errors import NotFoundError, ValidationError
 from workbench.models import Optimization
+from workbench.prompts.store import store
+from workbench.rating import pairs
+from workbench.release import export
 
 
 def validate(doc: dict) -> None:
@@ -23,7 +25,7 @@ def validate(doc: dict) -> None:
 def sweep_two_versions() -> int:
     """echo@1 hits every expected answer, echo@2 misses all; returns the scored, done sweep."""
     with session_scope() as s:
-        prompts.save_version(
+        store.save_version(
             s, prompt_name="echo", messages=[{"role": "user", "content": "X {{ marker }} {{ text }}"}]
         )
     sweep_id = plan(prompts=["echo@1", "echo@2"], scoring={"metrics": ["exact"]})
@@ -34,11 +36,11 @@ def sweep_two_versions() -> int:
 def vote_for(sweep_id: int, entry: str, *, rater: str = "ann") -> int:
     """Vote for `entry` on every version pair of the sweep; returns the number of votes."""
     with session_scope() as s:
-        pairs = ratings.candidate_pairs(s, sweep_id=sweep_id, by="version")
-        for p in pairs:
+        candidates = pairs.candidate_pairs(s, sweep_id=sweep_id, by="version")
+        for p in candidates:
             side = "left" if p.left_entry == entry else "right"
-            ratings.record_vote(s, pair=p, verdict_side=side, rater=rater)
-    return len(pairs)
+            pairs.record_vote(s, pair=p, verdict_side=side, rater=rater)
+    return len(candidates)
 
 
 @pytest.fixture
@@ -53,10 +55,10 @@ def library():
     """Two prompts with lineage, a label, a duplicated prompt and an awkward note (no sweeps)."""
     migrate()
     with session_scope() as s:
-        v1, _ = prompts.save_version(
+        v1, _ = store.save_version(
             s, prompt_name="greet", messages=[{"role": "user", "content": "Hi {{ name }}"}], note="=1+1"
         )
-        v2, _ = prompts.save_version(
+        v2, _ = store.save_version(
             s,
             prompt_name="greet",
             messages=[
@@ -65,9 +67,9 @@ def library():
             ],
             params={"temperature": 0.2, "max_tokens": 50},
         )
-        prompts.set_label(s, version_id=v2.id, label="production")
-        prompts.set_label(s, version_id=v1.id, label="old")
-        prompts.duplicate_prompt(s, source_name="greet", new_name="another")
+        store.set_label(s, version_id=v2.id, label="production")
+        store.set_label(s, version_id=v1.id, label="old")
+        store.duplicate_prompt(s, source_name="greet", new_name="another")
 
 
 def test_json_export_of_all_versions_is_schema_valid_and_lossless(library):
@@ -183,7 +185,7 @@ def test_a_sweep_without_scores_or_ratings_has_no_winner(fake_env):
 
 def test_optimization_scores_are_evidence(library):
     with session_scope() as s:
-        v1, v2 = prompts.resolve(s, "greet@1"), prompts.resolve(s, "greet@2")
+        v1, v2 = store.resolve(s, "greet@1"), store.resolve(s, "greet@2")
         s.add(
             Optimization(
                 input_version_id=v1.id,
@@ -250,7 +252,7 @@ def test_cli_writes_each_format(fake_env, tmp_path, capsys):
 def test_every_export_import_gate_option_has_help():
     import argparse
 
-    from workbench.cli_export import add_commands
+    from workbench.cli.release import add_commands
 
     parser = argparse.ArgumentParser()
     add_commands(parser.add_subparsers())

@@ -6,9 +6,9 @@ import pytest
 
 from tests.fakeserver import Reply
 from tests.sweep_helpers import FAKE, seed
-from workbench import prompts
 from workbench.cli import main
 from workbench.db import session_scope
+from workbench.prompts.store import store
 
 
 def wb(*argv: str) -> int:
@@ -22,13 +22,13 @@ def gate_env(fake_models):
     fake_server = fake_models
     seed(4)
     with session_scope() as s:
-        prompts.set_label(s, version_id=prompts.resolve(s, "echo@1").id, label="production")
+        store.set_label(s, version_id=store.resolve(s, "echo@1").id, label="production")
     return fake_server
 
 
 def add_candidate(messages) -> str:
     with session_scope() as s:
-        v, _ = prompts.save_version(s, prompt_name="echo", messages=messages)
+        v, _ = store.save_version(s, prompt_name="echo", messages=messages)
         return f"echo@{v.number}"
 
 
@@ -59,14 +59,14 @@ def test_a_holding_candidate_exits_0_and_promote_moves_the_label(gate_env, capsy
     out = capsys.readouterr().out
     assert out.startswith(f"PASS: {cand} vs echo@1") and f"promoted: echo:production -> {cand}" in out
     with session_scope() as s:
-        assert prompts.resolve_name(s, prompts.resolve(s, "echo:production")) == cand
+        assert store.resolve_name(s, store.resolve(s, "echo:production")) == cand
 
 
 def test_without_promote_the_label_stays(gate_env, capsys):
     cand = add_candidate(HOLDS)
     assert gate("--prompt", cand) == 0
     with session_scope() as s:
-        assert prompts.resolve(s, "echo:production").number == 1
+        assert store.resolve(s, "echo:production").number == 1
 
 
 def test_json_verdict_for_machines(gate_env, capsys):

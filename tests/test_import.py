@@ -7,18 +7,19 @@ import pytest
 from sqlmodel import func, select
 
 from tests.test_gate import wb
-from workbench import export, prompts
 from workbench.db import migrate, session_scope
-from workbench.importer import ImportSchemaError, import_file, json_path
 from workbench.models import Label, LabelEvent, Prompt, PromptVersion
+from workbench.prompts.store import store
+from workbench.release import export
+from workbench.release.imports import ImportSchemaError, import_file, json_path
 
 
 def build_library() -> None:
     with session_scope() as s:
-        prompts.save_version(
+        store.save_version(
             s, prompt_name="greet", messages=[{"role": "user", "content": "Hi {{ name }}"}], note="first"
         )
-        v2, _ = prompts.save_version(
+        v2, _ = store.save_version(
             s,
             prompt_name="greet",
             messages=[
@@ -27,9 +28,9 @@ def build_library() -> None:
             ],
             params={"temperature": 0.2},
         )
-        prompts.set_label(s, version_id=v2.id, label="production")
-        prompts.duplicate_prompt(s, source_name="greet", new_name="a copy")
-        prompts.save_version(
+        store.set_label(s, version_id=v2.id, label="production")
+        store.duplicate_prompt(s, source_name="greet", new_name="a copy")
+        store.save_version(
             s, prompt_name="summarize", messages=[{"role": "user", "content": "Summarize: {{ text }}"}]
         )
 
@@ -111,9 +112,9 @@ def test_new_versions_of_an_existing_prompt_continue_its_history(tmp_path, monke
     result = import_doc(doc)
     assert [(a["file_version"], a["number"]) for a in result.added] == [(2, 2)] and result.conflicts == []
     with session_scope() as s:
-        v2 = prompts.resolve(s, "greet@2")
-        assert v2.source == "import" and v2.parent_id == prompts.resolve(s, "greet@1").id
-        assert prompts.resolve(s, "greet:production").id == v2.id
+        v2 = store.resolve(s, "greet@2")
+        assert v2.source == "import" and v2.parent_id == store.resolve(s, "greet@1").id
+        assert store.resolve(s, "greet:production").id == v2.id
 
 
 def test_conflicting_history_is_reported_and_nothing_overwritten(tmp_path, monkeypatch):
@@ -122,8 +123,8 @@ def test_conflicting_history_is_reported_and_nothing_overwritten(tmp_path, monke
     doc = export_doc(prompts=["greet"])
     use_database(monkeypatch, tmp_path, "theirs.db")
     with session_scope() as s:  # here greet has its own version 1 and production label
-        mine, _ = prompts.save_version(s, prompt_name="greet", messages=[{"role": "user", "content": "Yo"}])
-        prompts.set_label(s, version_id=mine.id, label="production")
+        mine, _ = store.save_version(s, prompt_name="greet", messages=[{"role": "user", "content": "Yo"}])
+        store.set_label(s, version_id=mine.id, label="production")
     result = import_doc(doc)
     assert [(c["file_version"], c["db_version"], c["imported_as"]) for c in result.conflicts] == [(1, 1, 2)]
     assert "kept both" in result.conflicts[0]["message"]
@@ -131,11 +132,11 @@ def test_conflicting_history_is_reported_and_nothing_overwritten(tmp_path, monke
     [kept] = result.labels_kept
     assert kept["label"] == "production" and kept["number"] == 1 and "stays at @1" in kept["message"]
     with session_scope() as s:
-        v1 = prompts.resolve(s, "greet@1")
+        v1 = store.resolve(s, "greet@1")
         assert v1.messages == [{"role": "user", "content": "Yo"}] and v1.source == "manual"
-        assert prompts.resolve(s, "greet:production").id == v1.id
-        v3 = prompts.resolve(s, "greet@3")
-        assert v3.parent_id == prompts.resolve(s, "greet@2").id  # mapped to the imported parent
+        assert store.resolve(s, "greet:production").id == v1.id
+        v3 = store.resolve(s, "greet@3")
+        assert v3.parent_id == store.resolve(s, "greet@2").id  # mapped to the imported parent
 
 
 def test_dry_run_reports_and_writes_nothing(tmp_path, monkeypatch):
@@ -226,22 +227,20 @@ def test_cli_import_dry_run_then_import(tmp_path, monkeypatch, capsys):
 
 def test_import_in_one_transaction_on_each_backend(session):
     """Dry run (a savepoint rolled back), a failing import, then the real one, in one session."""
-    prompts.save_version(
-        session, prompt_name="greet", messages=[{"role": "user", "content": "Hi {{ name }}"}]
-    )
+    store.save_version(session, prompt_name="greet", messages=[{"role": "user", "content": "Hi {{ name }}"}])
     doc = json.loads(export.to_json(export.versions_document(session)))
     doc["versions"][0]["prompt"] = "hello"
     doc["versions"].append(
         {**doc["versions"][0], "version": 2, "messages": [{"role": "user", "content": "Yo"}]}
     )
     import_file(session, json.dumps(doc), dry_run=True)
-    assert prompts.get_prompt(session, "hello") is None
+    assert store.get_prompt(session, "hello") is None
     broken = copy.deepcopy(doc)
     broken["versions"][1]["messages"][0]["content"] = "{{ oops"
     with pytest.raises(ImportSchemaError, match=r"\$\.versions\[1\]\.messages\[0\]\.content"):
         import_file(session, json.dumps(broken))
-    assert prompts.get_prompt(session, "hello") is None
+    assert store.get_prompt(session, "hello") is None
     result = import_file(session, json.dumps(doc))
     assert [a["number"] for a in result.added] == [1, 2]
-    hello = prompts.get_prompt(session, "hello")
-    assert [v.source for v in prompts.versions_of(session, hello.id)] == ["import", "import"]
+    hello = store.get_prompt(session, "hello")
+    assert [v.source for v in store.versions_of(session, hello.id)] == ["import", "import"]

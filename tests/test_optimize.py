@@ -7,12 +7,12 @@ import pytest
 from sqlmodel import select
 
 from tests.optimize_helpers import FAKE, answer, optimize, setup
-from workbench import prompts
 from workbench.db import session_scope
 from workbench.errors import ValidationError
 from workbench.models import Optimization, PromptVersion
 from workbench.optimize.results import proposal_of, request_cancel, rescore, save_result
 from workbench.optimize.run import OptimizeSpec, plan_optimization
+from workbench.prompts.store import store
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def test_labelled_few_shot_makes_no_calls_of_its_own(env):
 def test_nothing_better_leaves_the_users_version_untouched_and_says_so(env):
     answer(env)  # the model is always right: demos cannot make it better
     with session_scope() as s:
-        version = prompts.resolve(s, "cap")
+        version = store.resolve(s, "cap")
     opt_id = optimize(optimizer="bootstrap", settings={"max_bootstrapped_demos": 2, "max_labeled_demos": 0})
     row = _row(opt_id)
     assert row.status == "done", row.log
@@ -132,7 +132,7 @@ def test_save_and_rescore_after_cancel(env):
     with session_scope() as s:
         version, created = save_result(s, optimization_id=opt_id)
         assert created and version.number == 2 and version.source == "dspy"
-        parent = prompts.resolve(s, "cap@1")
+        parent = store.resolve(s, "cap@1")
         assert version.parent_id == parent.id
     result = rescore(opt_id)
     assert result.sweep_score == 1.0 and result.rows == 4

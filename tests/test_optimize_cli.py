@@ -1,4 +1,4 @@
-"""The optimize commands, called through a parser built with cli_optimize.add_commands."""
+"""The optimize commands, called through a parser built with optimize.add_commands."""
 
 import argparse
 import json
@@ -6,7 +6,7 @@ import json
 import pytest
 
 from tests.optimize_helpers import FAKE, answer, setup
-from workbench import cli_optimize
+from workbench.cli import optimize
 from workbench.db import session_scope
 from workbench.errors import ValidationError
 from workbench.models import Optimization
@@ -14,7 +14,7 @@ from workbench.models import Optimization
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="workbench")
-    cli_optimize.add_commands(p.add_subparsers(dest="command"))
+    optimize.add_commands(p.add_subparsers(dest="command"))
     return p
 
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from workbench import prompts, templates
 from workbench.db import migrate, session_scope
-from workbench.optimize import export
+from workbench.optimize import messages
+from workbench.prompts.store import store, templates
 
 NASTY = [
     "plain",
@@ -21,22 +21,22 @@ NASTY = [
 
 @pytest.mark.parametrize("text", NASTY)
 def test_literal_renders_to_the_text_itself(text):
-    assert templates.render_text(export.literal(text), {}) == text
+    assert templates.render_text(messages.literal(text), {}) == text
 
 
 def test_plain_text_stays_readable():
-    assert export.literal("Review: great\nSentiment:") == "Review: great\nSentiment:"
+    assert messages.literal("Review: great\nSentiment:") == "Review: great\nSentiment:"
 
 
 def test_demos_go_before_the_final_user_turn_and_instructions_replace_the_system():
-    base = export.split_template(
+    base = messages.split_template(
         [
             {"role": "system", "content": "Old {{ tone }}"},
             {"role": "user", "content": "Q: {{ q }}"},
         ]
     )
-    msgs = export.build_messages(
-        base, instructions="New, for {{ q }}", demos=[export.Demo({"q": "1+1", "tone": "dry"}, "2")]
+    msgs = messages.build_messages(
+        base, instructions="New, for {{ q }}", demos=[messages.Demo({"q": "1+1", "tone": "dry"}, "2")]
     )
     assert msgs == [
         {"role": "system", "content": "New, for {{ q }}"},
@@ -45,14 +45,14 @@ def test_demos_go_before_the_final_user_turn_and_instructions_replace_the_system
         {"role": "user", "content": "Q: {{ q }}"},
     ]
     # Instructions that are not a valid template of known variables stay literal text.
-    odd = export.build_messages(base, instructions="Use {{ unknown }} and {% if")
+    odd = messages.build_messages(base, instructions="Use {{ unknown }} and {% if")
     assert templates.render_text(odd[0]["content"], {}) == "Use {{ unknown }} and {% if"
 
 
 def test_a_version_without_system_message_gets_one_only_when_instructions_change():
-    base = export.split_template([{"role": "user", "content": "{{ q }}"}])
-    assert export.build_messages(base, instructions="") == [{"role": "user", "content": "{{ q }}"}]
-    assert export.build_messages(base, instructions="Be brief.")[0] == {
+    base = messages.split_template([{"role": "user", "content": "{{ q }}"}])
+    assert messages.build_messages(base, instructions="") == [{"role": "user", "content": "{{ q }}"}]
+    assert messages.build_messages(base, instructions="Be brief.")[0] == {
         "role": "system",
         "content": "Be brief.",
     }
@@ -79,8 +79,8 @@ def test_adapter_messages_equal_the_saved_versions_rendering():
 
     exported = shape.messages(predictor.signature.instructions, predictor.demos)
     with session_scope() as s:
-        version, _ = prompts.save_version(s, prompt_name="p", messages=exported, source="dspy")
-        rendered = prompts.render_version(version, inputs)
+        version, _ = store.save_version(s, prompt_name="p", messages=exported, source="dspy")
+        rendered = store.render_version(version, inputs)
     assert rendered == formatted
     assert len(formatted) == 2 + 2 * len(NASTY)
     assert formatted[0]["content"] == "Rewritten: {{ review }} {{ nope }}"  # literal, not rendered
@@ -94,7 +94,7 @@ def test_what_the_provider_receives_is_the_rendered_version(tmp_path, monkeypatc
 
     setup(tmp_path, monkeypatch, fake_server)
     with session_scope() as s:
-        version = prompts.resolve(s, "cap")
+        version = store.resolve(s, "cap")
     shape = make_shape(version.messages, ["country"])
     program = make_program(shape)
     predictor_of(program).demos = [dspy.Example(country="Peru {{ x }}", output="Lima\n")]
@@ -104,6 +104,6 @@ def test_what_the_provider_receives_is_the_rendered_version(tmp_path, monkeypatc
     budget.close()
     exported = shape.messages(predictor_of(program).signature.instructions, predictor_of(program).demos)
     sent = [{"role": m["role"], "content": m["content"]} for m in fake_server.requests[-1]["messages"]]
-    assert sent == export.render(exported, {"country": "France"})
+    assert sent == messages.render(exported, {"country": "France"})
     assert pred.output == "echo: Capital of France?" and budget.calls == 1
     assert fake_server.requests[-1]["temperature"] == 0 and fake_server.requests[-1]["max_tokens"] == 8

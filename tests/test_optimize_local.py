@@ -4,13 +4,13 @@ import time
 
 import pytest
 
-from workbench import prompts
 from workbench.db import migrate, session_scope
-from workbench.examples import load_examples
 from workbench.models import Optimization, PromptVersion
 from workbench.optimize.results import proposal_of, rescore, save_result
 from workbench.optimize.run import OptimizeSpec, create_optimization
 from workbench.optimize.worker import run_optimization
+from workbench.prompts.examples import load_examples
+from workbench.prompts.store import store
 
 pytestmark = pytest.mark.local_model
 
@@ -40,7 +40,7 @@ def test_bootstrap_on_the_local_model_saves_a_better_version_that_rescores_the_s
         assert done.final_score > done.baseline_score, done.log
         assert proposal_of(done).can_save
         version, created = save_result(s, optimization_id=row.id)
-        base = prompts.resolve(s, "capital@1")
+        base = store.resolve(s, "capital@1")
         assert created and version.number == 2 and version.source == "dspy" and version.parent_id == base.id
         assert [m["role"] for m in version.messages].count("assistant") >= 1  # the demo block
         print(

@@ -65,14 +65,14 @@ def test_metric_returns_a_float_and_feedback_only_for_gepa():
 def test_truthy_prediction_trap_is_avoided(tmp_path, monkeypatch, fake_server):
     """A Prediction(score=0) is truthy: BootstrapFewShot would keep a failed trace. Ours keeps none."""
     from tests.optimize_helpers import FAKE, setup
-    from workbench import prompts
     from workbench.db import session_scope
     from workbench.optimize.adapter import WorkbenchAdapter, dspy, make_program, make_shape, predictor_of
     from workbench.optimize.engine import CallBudget, make_lm
+    from workbench.prompts.store import store
 
     setup(tmp_path, monkeypatch, fake_server)  # every reply is an echo: always wrong
     with session_scope() as s:
-        version = prompts.resolve(s, "cap")
+        version = store.resolve(s, "cap")
     shape = make_shape(version.messages, ["country"])
     train = [
         dspy.Example(country=c, output=a).with_inputs("country")

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from workbench.errors import ValidationError
-from workbench.ranking import (
+from workbench.rating.agreement import position_bias, rater_agreement
+from workbench.rating.ranking import (
     LEADERBOARD_COLUMNS,
     PAIR_TABLE_COLUMNS,
     Vote,
@@ -21,8 +22,6 @@ from workbench.ranking import (
     elo,
     leaderboard,
     pair_table,
-    position_bias,
-    rater_agreement,
     win_matrix,
 )
 

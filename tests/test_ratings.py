@@ -11,10 +11,12 @@ from sqlmodel import select
 
 from tests.fakeserver import Reply
 from tests.sweep_helpers import FAKE, FAKE2, plan, run, seed, write_models_file
-from workbench import prompts, ranking, ratings, ratings_export
 from workbench.db import migrate, session_scope
 from workbench.errors import ValidationError
 from workbench.models import Rating, Run
+from workbench.prompts.store import store
+from workbench.rating import entries, leaderboard, pairs, ranking
+from workbench.release import ratings_export
 from workbench.sweeps.summary import runs_frame
 
 V2_TEMPLATE = "Answer: {{ marker }} {{ text }}"
@@ -34,7 +36,7 @@ def setup_rating_env(fake_server, tmp_path, monkeypatch, rows: int = 4) -> None:
     migrate()
     seed(rows)
     with session_scope() as s:
-        prompts.save_version(s, prompt_name="echo", messages=[{"role": "user", "content": V2_TEMPLATE}])
+        store.save_version(s, prompt_name="echo", messages=[{"role": "user", "content": V2_TEMPLATE}])
     fake_server.script("cell-001", [Reply(text="  same\n")])
 
 
@@ -69,10 +71,10 @@ def rate_all(sweep_id, by, rater, pick, seed_=0):
     seen = []
     while True:
         with session_scope() as s:
-            pair = ratings.next_pair(s, sweep_id=sweep_id, by=by, rater=rater, rng=rng)
+            pair = pairs.next_pair(s, sweep_id=sweep_id, by=by, rater=rater, rng=rng)
             if pair is None:
                 return seen
-            ratings.record_vote(s, pair=pair, verdict_side=pick(pair, runs), rater=rater)
+            pairs.record_vote(s, pair=pair, verdict_side=pick(pair, runs), rater=rater)
         seen.append(pair)
 
 
@@ -90,20 +92,20 @@ def test_entry_key_for_each_dimension(env):
     with session_scope() as s:
         df = runs_frame(s, sweep_id)
     row = df[(df["version_number"] == 2) & (df["model"] == FAKE2)].iloc[-1]
-    assert ratings.entry_key(row, "version") == "echo@2"
-    assert ratings.entry_key(row, "model") == FAKE2
-    assert ratings.entry_key(row, "temperature") == "temperature=0.7"
-    assert ratings.entry_key(row, "param") == "temperature=0.7"
-    assert ratings.entry_key(row, "column") == f"echo@2 | {FAKE2} | temperature=0.7"
-    assert ratings.entry_key(row.to_dict(), "model") == FAKE2  # plain mappings work too
+    assert entries.entry_key(row, "version") == "echo@2"
+    assert entries.entry_key(row, "model") == FAKE2
+    assert entries.entry_key(row, "temperature") == "temperature=0.7"
+    assert entries.entry_key(row, "param") == "temperature=0.7"
+    assert entries.entry_key(row, "column") == f"echo@2 | {FAKE2} | temperature=0.7"
+    assert entries.entry_key(row.to_dict(), "model") == FAKE2  # plain mappings work too
     with pytest.raises(ValidationError, match="dimension"):
-        ratings.entry_key(row, "colour")
+        entries.entry_key(row, "colour")
     with session_scope() as s:
         # Only temperature is on the grid, so "param" would repeat "temperature"; runs are pending.
-        assert ratings.dimensions_for(s, sweep_id=sweep_id) == []
+        assert entries.dimensions_for(s, sweep_id=sweep_id) == []
     run(sweep_id)
     with session_scope() as s:
-        assert ratings.dimensions_for(s, sweep_id=sweep_id) == ["version", "model", "temperature", "column"]
+        assert entries.dimensions_for(s, sweep_id=sweep_id) == ["version", "model", "temperature", "column"]
 
 
 def test_candidate_pairs_are_same_row_and_clean_comparisons(env):
@@ -111,8 +113,8 @@ def test_candidate_pairs_are_same_row_and_clean_comparisons(env):
     run(sweep_id)
     runs = runs_by_id(sweep_id)
     with session_scope() as s:
-        by_version = ratings.candidate_pairs(s, sweep_id=sweep_id, by="version")
-        by_column = ratings.candidate_pairs(s, sweep_id=sweep_id, by="column")
+        by_version = pairs.candidate_pairs(s, sweep_id=sweep_id, by="version")
+        by_column = pairs.candidate_pairs(s, sweep_id=sweep_id, by="column")
     # 2 models x 4 rows x 2 repeats, one version pair each.
     assert len(by_version) == 16
     for p in by_version:
@@ -142,8 +144,8 @@ def test_identical_outputs_are_auto_ties_and_never_shown(env):
     assert (auto[0].verdict, auto[0].rater, auto[0].dimension) == ("tie", "auto", "version")
     assert runs[auto[0].run_a_id].output == runs[auto[0].run_b_id].output
     with session_scope() as s:  # asking again records no second auto tie
-        assert ratings.mark_identical_ties(s, sweep_id=sweep_id, by="version") == 0
-        prog = ratings.progress_for(s, sweep_id=sweep_id, by="version", rater="ann")
+        assert pairs.mark_identical_ties(s, sweep_id=sweep_id, by="version") == 0
+        prog = leaderboard.progress_for(s, sweep_id=sweep_id, by="version", rater="ann")
     assert prog.to_dict() == {
         "rater_votes": 3,
         "total_votes": 3,
@@ -158,9 +160,9 @@ def test_all_identical_outputs_leave_nothing_to_rate(env):
     sweep_id = plan(models=[FAKE, FAKE2])  # the fake server answers both models alike
     run(sweep_id)
     with session_scope() as s:
-        assert ratings.next_pair(s, sweep_id=sweep_id, by="model", rater="ann") is None
-        prog = ratings.progress_for(s, sweep_id=sweep_id, by="model", rater="ann")
-        board = ratings.leaderboard_for(s, sweep_id=sweep_id, by="model", rounds=20)
+        assert pairs.next_pair(s, sweep_id=sweep_id, by="model", rater="ann") is None
+        prog = leaderboard.progress_for(s, sweep_id=sweep_id, by="model", rater="ann")
+        board = leaderboard.leaderboard_for(s, sweep_id=sweep_id, by="model", rounds=20)
     assert (prog.auto_ties, prog.pairs_total, prog.pairs_left) == (4, 0, 0)
     assert list(board["ties"]) == [4, 4] and list(board["score"]) == [1000.0, 1000.0]
 
@@ -172,22 +174,22 @@ def test_a_rater_never_gets_a_pair_twice_and_fewest_votes_come_first(env):
     assert len(ann) == 6 and len({p.pair_id for p in ann}) == 6  # 4 rows x 2 repeats, minus row 1
     # Bob has voted once; the next pair offered to anyone with a vote left is one with fewer votes.
     with session_scope() as s:
-        first = ratings.next_pair(s, sweep_id=sweep_id, by="version", rater="bob", rng=random.Random(1))
-        ratings.record_vote(s, pair=first, verdict_side="tie", rater="bob")
+        first = pairs.next_pair(s, sweep_id=sweep_id, by="version", rater="bob", rng=random.Random(1))
+        pairs.record_vote(s, pair=first, verdict_side="tie", rater="bob")
     with session_scope() as s:
-        second = ratings.next_pair(s, sweep_id=sweep_id, by="version", rater="cy", rng=random.Random(1))
+        second = pairs.next_pair(s, sweep_id=sweep_id, by="version", rater="cy", rng=random.Random(1))
     assert second.pair_id != first.pair_id  # first has 2 votes now, the others 1
     # Skipped pairs (kept by the caller) are left out too.
     with session_scope() as s:
-        left = {p.pair_id for p in ratings.candidate_pairs(s, sweep_id=sweep_id, by="version")} - {
+        left = {p.pair_id for p in pairs.candidate_pairs(s, sweep_id=sweep_id, by="version")} - {
             first.pair_id
         }
         skip = sorted(left)[:-1]
-        only = ratings.next_pair(s, sweep_id=sweep_id, by="version", rater="bob", exclude=skip)
+        only = pairs.next_pair(s, sweep_id=sweep_id, by="version", rater="bob", exclude=skip)
         assert only is not None and only.pair_id == (left - set(skip)).pop()
-        assert ratings.next_pair(s, sweep_id=sweep_id, by="version", rater="bob", exclude=left) is None
+        assert pairs.next_pair(s, sweep_id=sweep_id, by="version", rater="bob", exclude=left) is None
         assert (
-            ratings.progress_for(s, sweep_id=sweep_id, by="version", rater="bob", exclude=skip).pairs_left
+            leaderboard.progress_for(s, sweep_id=sweep_id, by="version", rater="bob", exclude=skip).pairs_left
             == 1
         )
 
@@ -197,8 +199,8 @@ def test_both_orders_are_shown_over_time(env):
     lefts = []
     for i in range(6):
         with session_scope() as s:
-            pair = ratings.next_pair(s, sweep_id=sweep_id, by="version", rater=f"r{i}", rng=random.Random(7))
-            ratings.record_vote(s, pair=pair, verdict_side="left", rater=f"r{i}")
+            pair = pairs.next_pair(s, sweep_id=sweep_id, by="version", rater=f"r{i}", rng=random.Random(7))
+            pairs.record_vote(s, pair=pair, verdict_side="left", rater=f"r{i}")
         lefts.append(pair.left_run_id == pair.run_a_id)
     assert lefts.count(True) == 3 and lefts.count(False) == 3
 
@@ -211,29 +213,29 @@ def test_both_orders_are_shown_over_time(env):
 def test_record_vote_maps_sides_to_a_and_b(env):
     sweep_id = version_sweep(max_rows=1)
     with session_scope() as s:
-        a, b = ratings.candidate_pairs(s, sweep_id=sweep_id, by="version")[0].run_a_id, None
-        pair = ratings.candidate_pairs(s, sweep_id=sweep_id, by="version")[0]
+        a, b = pairs.candidate_pairs(s, sweep_id=sweep_id, by="version")[0].run_a_id, None
+        pair = pairs.candidate_pairs(s, sweep_id=sweep_id, by="version")[0]
         a, b = pair.run_a_id, pair.run_b_id
-        shown_b_left = ratings.Pair(sweep_id, "version", a, b, b, pair.entry_a, pair.entry_b)
-        r1 = ratings.record_vote(s, pair=shown_b_left, verdict_side="left", rater="ann", comment=" ok ")
-        r2 = ratings.record_vote(s, pair=shown_b_left.to_dict(), verdict_side="right", rater="bob")
-        shown_a_left = ratings.Pair(sweep_id, "version", a, b, a)
-        r3 = ratings.record_vote(s, pair=shown_a_left, verdict_side="left", rater="cy")
-        r4 = ratings.record_vote(s, pair=shown_a_left, verdict_side="both_bad", rater="dee")
+        shown_b_left = pairs.Pair(sweep_id, "version", a, b, b, pair.entry_a, pair.entry_b)
+        r1 = pairs.record_vote(s, pair=shown_b_left, verdict_side="left", rater="ann", comment=" ok ")
+        r2 = pairs.record_vote(s, pair=shown_b_left.to_dict(), verdict_side="right", rater="bob")
+        shown_a_left = pairs.Pair(sweep_id, "version", a, b, a)
+        r3 = pairs.record_vote(s, pair=shown_a_left, verdict_side="left", rater="cy")
+        r4 = pairs.record_vote(s, pair=shown_a_left, verdict_side="both_bad", rater="dee")
         stored = [(r.run_a_id, r.run_b_id, r.left_run_id, r.verdict, r.comment) for r in (r1, r2, r3, r4)]
     assert stored == [(a, b, b, "b", "ok"), (a, b, b, "a", ""), (a, b, a, "a", ""), (a, b, a, "both_bad", "")]
     with session_scope() as s:
-        with pytest.raises(ratings.DuplicateVoteError):
-            ratings.record_vote(s, pair=shown_a_left, verdict_side="tie", rater="ann")
+        with pytest.raises(pairs.DuplicateVoteError):
+            pairs.record_vote(s, pair=shown_a_left, verdict_side="tie", rater="ann")
         with pytest.raises(ValidationError, match="name"):
-            ratings.record_vote(s, pair=shown_a_left, verdict_side="tie", rater="  ")
+            pairs.record_vote(s, pair=shown_a_left, verdict_side="tie", rater="  ")
         with pytest.raises(ValidationError, match="reserved"):
-            ratings.record_vote(s, pair=shown_a_left, verdict_side="tie", rater="auto")
+            pairs.record_vote(s, pair=shown_a_left, verdict_side="tie", rater="auto")
         with pytest.raises(ValidationError, match="verdict"):
-            ratings.record_vote(s, pair=shown_a_left, verdict_side="a", rater="eve")
+            pairs.record_vote(s, pair=shown_a_left, verdict_side="a", rater="eve")
         with pytest.raises(ValidationError, match="left"):
-            ratings.record_vote(
-                s, pair=ratings.Pair(sweep_id, "version", a, b, 999), verdict_side="tie", rater="eve"
+            pairs.record_vote(
+                s, pair=pairs.Pair(sweep_id, "version", a, b, 999), verdict_side="tie", rater="eve"
             )
 
 
@@ -245,12 +247,12 @@ def test_load_votes_counts_a_vote_only_where_it_is_a_clean_comparison(env):
     v1, v2 = sorted({r.version_id for r in runs.values()})
     with session_scope() as s:
         # A diagonal column pair (version AND model differ) and a clean version pair.
-        diag = ratings.Pair(sweep_id, "column", col[(v1, FAKE)], col[(v2, FAKE2)], col[(v1, FAKE)])
-        clean = ratings.Pair(sweep_id, "version", col[(v1, FAKE)], col[(v2, FAKE)], col[(v2, FAKE)])
-        ratings.record_vote(s, pair=diag, verdict_side="left", rater="ann")
-        ratings.record_vote(s, pair=clean, verdict_side="right", rater="ann", comment="v1 is right")
-        by_version = ratings.load_votes(s, sweep_id=sweep_id, by="version")
-        by_column = ratings.load_votes(s, sweep_id=sweep_id, by="column")
+        diag = pairs.Pair(sweep_id, "column", col[(v1, FAKE)], col[(v2, FAKE2)], col[(v1, FAKE)])
+        clean = pairs.Pair(sweep_id, "version", col[(v1, FAKE)], col[(v2, FAKE)], col[(v2, FAKE)])
+        pairs.record_vote(s, pair=diag, verdict_side="left", rater="ann")
+        pairs.record_vote(s, pair=clean, verdict_side="right", rater="ann", comment="v1 is right")
+        by_version = pairs.load_votes(s, sweep_id=sweep_id, by="version")
+        by_column = pairs.load_votes(s, sweep_id=sweep_id, by="column")
     assert by_version == [
         ranking.Vote("echo@1", "echo@2", "a", left_is_a=False, rater="ann", pair_id=clean.pair_id, auto=False)
     ]
@@ -269,8 +271,8 @@ def test_leaderboard_joins_scores_cost_and_latency(env):
     rate_all(sweep_id, "version", "ann", prefer_version_1)
     rate_all(sweep_id, "version", "bob", prefer_version_1, seed_=3)
     with session_scope() as s:
-        board = ratings.leaderboard_for(s, sweep_id=sweep_id, by="version", rounds=50)
-        report = ratings.ranking_report(s, sweep_id=sweep_id, by="version", rounds=20)
+        board = leaderboard.leaderboard_for(s, sweep_id=sweep_id, by="version", rounds=50)
+        report = leaderboard.ranking_report(s, sweep_id=sweep_id, by="version", rounds=20)
     assert list(board["entry"]) == ["echo@1", "echo@2"]
     top, low = board.iloc[0], board.iloc[1]
     assert top["score"] > low["score"] and (top["wins"], top["losses"], top["ties"]) == (6, 0, 1)
@@ -290,8 +292,8 @@ def test_leaderboard_without_votes_lists_entries_without_nan(env):
     sweep_id = version_sweep()
     empty_sweep = plan(prompts=["echo@1", "echo@2"], use_cache=False)  # planned, nothing done yet
     with session_scope() as s:
-        board = ratings.leaderboard_for(s, sweep_id=sweep_id, by="model", rounds=10)
-        nothing = ratings.leaderboard_for(s, sweep_id=empty_sweep, by="version", rounds=10)
+        board = leaderboard.leaderboard_for(s, sweep_id=sweep_id, by="model", rounds=10)
+        nothing = leaderboard.leaderboard_for(s, sweep_id=empty_sweep, by="version", rounds=10)
     assert list(board["entry"]) == [FAKE] and board.iloc[0]["votes"] == 0
     ranking_cols = ranking.LEADERBOARD_COLUMNS
     assert not board[ranking_cols].isna().any().any()
@@ -306,8 +308,8 @@ def test_leaderboard_without_votes_lists_entries_without_nan(env):
 def test_export_rows_and_csv_neutralises_formulas(env):
     sweep_id = version_sweep(max_rows=2)
     with session_scope() as s:
-        pair = ratings.next_pair(s, sweep_id=sweep_id, by="version", rater="=cmd", rng=random.Random(0))
-        ratings.record_vote(s, pair=pair, verdict_side="left", rater="=cmd", comment="+SUM(A1:A9)")
+        pair = pairs.next_pair(s, sweep_id=sweep_id, by="version", rater="=cmd", rng=random.Random(0))
+        pairs.record_vote(s, pair=pair, verdict_side="left", rater="=cmd", comment="+SUM(A1:A9)")
     with session_scope() as s:
         rows = ratings_export.export_ratings(s, sweep_id=sweep_id)
         assert ratings_export.export_ratings(s) == rows  # one sweep in the database
@@ -335,8 +337,8 @@ def test_export_rows_and_csv_neutralises_formulas(env):
 def test_degenerate_numbers_stay_finite(env):
     sweep_id = version_sweep(max_rows=1)
     with session_scope() as s:
-        pair = ratings.next_pair(s, sweep_id=sweep_id, by="version", rater="ann")
-        ratings.record_vote(s, pair=pair, verdict_side="left", rater="ann")
-        board = ratings.leaderboard_for(s, sweep_id=sweep_id, by="version", rounds=10)
+        pair = pairs.next_pair(s, sweep_id=sweep_id, by="version", rater="ann")
+        pairs.record_vote(s, pair=pair, verdict_side="left", rater="ann")
+        board = leaderboard.leaderboard_for(s, sweep_id=sweep_id, by="version", rounds=10)
     for c in ranking.LEADERBOARD_COLUMNS[1:]:
         assert all(math.isfinite(x) for x in board[c]), c

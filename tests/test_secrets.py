@@ -6,8 +6,8 @@ from tests.fakeserver import Reply
 from tests.sweep_helpers import write_models_file
 from tests.test_export import sweep_two_versions, vote_for
 from tests.test_gate import wb
-from workbench import prompts
 from workbench.db import migrate, session_scope
+from workbench.prompts.store import store
 
 PLANTED = "sk-planted-SECRET"
 OPENAI_KEY = f"{PLANTED}-openai-0123456789"
@@ -30,7 +30,7 @@ def leaky(fake_server, tmp_path, monkeypatch):
     fake_server.script("cell-002", [Reply(text=f"my key is {FAKE_KEY}")])
     sweep_id = sweep_two_versions()
     with session_scope() as s:
-        prompts.save_version(
+        store.save_version(
             s, prompt_name="leaky", messages=[{"role": "user", "content": "hi"}], note=f"key={OPENAI_KEY}"
         )
     vote_for(sweep_id, "echo@1")
@@ -65,7 +65,7 @@ def test_no_export_format_contains_a_planted_key(leaky, tmp_path, capsys):
 
 def test_provider_error_text_never_carries_a_key(monkeypatch):
     """A provider that echoes the key (some put it in the URL) must not get it into the database."""
-    from workbench.completion import classify_exception
+    from workbench.providers.completion import classify_exception
 
     monkeypatch.setenv("GEMINI_API_KEY", "AIzaSy-planted-GEMINI-key-123")
 

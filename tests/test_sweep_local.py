@@ -4,8 +4,8 @@ import pytest
 from sqlmodel import select
 
 from workbench.db import migrate, session_scope
-from workbench.examples import load_examples
 from workbench.models import Run
+from workbench.prompts.examples import load_examples
 from workbench.sweeps.execute import execute_sweep
 from workbench.sweeps.plan import SweepSpec, create_sweep
 from workbench.sweeps.summary import runs_frame, summarize

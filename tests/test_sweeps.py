@@ -185,9 +185,9 @@ def test_budget_refuses_an_expensive_plan(fake_env):
 
 def test_planning_validates_before_any_call(fake_env, monkeypatch):
     with session_scope() as s:
-        from workbench import prompts
+        from workbench.prompts.store import store
 
-        prompts.save_version(
+        store.save_version(
             s, prompt_name="needs", messages=[{"role": "user", "content": "{{ marker }} {{ nope }}"}]
         )
     with pytest.raises(MissingVariableError) as err:

@@ -2,8 +2,8 @@
 
 import pytest
 
-from workbench import templates
 from workbench.errors import MissingVariableError, SandboxError, TemplateError, ValidationError
+from workbench.prompts.store import templates
 
 
 def test_render_messages_substitutes_variables():

@@ -12,7 +12,7 @@ from sqlmodel import Session, col, delete, func, select
 
 from workbench.errors import ImportFileError, NotFoundError, ValidationError
 from workbench.models import Dataset, Example, utcnow
-from workbench.prompts import check_name
+from workbench.prompts.store import check_name
 
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 100_000

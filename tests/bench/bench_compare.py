@@ -27,9 +27,10 @@ def build(cells_target: int) -> int:
     from sqlalchemy import insert
     from sqlmodel import select
 
-    from workbench import datasets, prompts
+    from workbench import datasets
     from workbench.db import migrate, session_scope
     from workbench.models import Run, Score, Sweep, utcnow
+    from workbench.prompts.store import store
     from workbench.sweeps.plan import cache_key
 
     migrate()
@@ -39,10 +40,8 @@ def build(cells_target: int) -> int:
     rows = max(1, cells_target // (2 * len(models) * len(temps) * repeats))
     rng = random.Random(0)
     with session_scope() as s:
-        v1, _ = prompts.save_version(s, prompt_name="big", messages=[{"role": "user", "content": "{{ q }}"}])
-        v2, _ = prompts.save_version(
-            s, prompt_name="big", messages=[{"role": "user", "content": "Q: {{ q }}"}]
-        )
+        v1, _ = store.save_version(s, prompt_name="big", messages=[{"role": "user", "content": "{{ q }}"}])
+        v2, _ = store.save_version(s, prompt_name="big", messages=[{"role": "user", "content": "Q: {{ q }}"}])
         table = datasets.ParsedTable(
             ["q", "expected"], [{"q": f"question {i}", "expected": "yes"} for i in range(rows)]
         )

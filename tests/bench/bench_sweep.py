@@ -87,12 +87,13 @@ def setup_db(tmp: Path, base_url: str, rows: int) -> None:
     )
     os.environ["WORKBENCH_MODELS"] = str(models)
     os.environ["WB_BENCH_KEY"] = "sk-bench"
-    from workbench import datasets, prompts
+    from workbench import datasets
     from workbench.db import migrate, session_scope
+    from workbench.prompts.store import store
 
     migrate()
     with session_scope() as s:
-        prompts.save_version(
+        store.save_version(
             s, prompt_name="bench", messages=[{"role": "user", "content": "{{ marker }} hello"}]
         )
         table = datasets.ParsedTable(
@@ -159,8 +160,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="wb-bench-"))
     try:
         setup_db(tmp, base_url, max(args.cells, args.process_cells))
-        from workbench.completion import ensure_litellm
         from workbench.db import session_scope
+        from workbench.providers.completion import ensure_litellm
         from workbench.sweeps.execute import execute_sweep
         from workbench.sweeps.summary import progress
 

@@ -5,7 +5,7 @@ from streamlit.testing.v1 import AppTest
 
 from workbench.config import PROJECT_ROOT
 from workbench.db import migrate, session_scope
-from workbench.examples import load_examples
+from workbench.prompts.examples import load_examples
 
 
 @pytest.fixture

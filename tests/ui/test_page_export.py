@@ -7,8 +7,10 @@ from streamlit.testing.v1 import AppTest
 
 from tests.sweep_helpers import seed
 from tests.test_export import sweep_two_versions
-from workbench import config, export, prompts
+from workbench import config
 from workbench.db import migrate, session_scope
+from workbench.prompts.store import store
+from workbench.release import export
 
 PAGE = str(config.PROJECT_ROOT / "pages" / "7_Export.py")
 
@@ -27,7 +29,7 @@ def swept(fake_models):
     seed(4)
     sweep_id = sweep_two_versions()
     with session_scope() as s:
-        prompts.set_label(s, version_id=prompts.resolve(s, "echo@2").id, label="staging")
+        store.set_label(s, version_id=store.resolve(s, "echo@2").id, label="staging")
     return sweep_id
 
 
@@ -62,7 +64,7 @@ def test_runs_and_ratings_downloads_for_a_sweep(swept):
 
 def _file() -> bytes:
     with session_scope() as s:
-        prompts.save_version(s, prompt_name="shipped", messages=[{"role": "user", "content": "Hi {{ who }}"}])
+        store.save_version(s, prompt_name="shipped", messages=[{"role": "user", "content": "Hi {{ who }}"}])
         text = export.export_versions(s, selection=export.Selection(prompts=["shipped"]), fmt="json")
     # Remove it again, as if the file came from another machine.
     from sqlmodel import delete
@@ -70,7 +72,7 @@ def _file() -> bytes:
     from workbench.models import Prompt, PromptVersion
 
     with session_scope() as s:
-        pid = prompts.get_prompt(s, "shipped").id
+        pid = store.get_prompt(s, "shipped").id
         s.exec(delete(PromptVersion).where(PromptVersion.prompt_id == pid))
         s.exec(delete(Prompt).where(Prompt.id == pid))
     return text.encode()
@@ -85,11 +87,11 @@ def test_import_shows_a_dry_run_then_imports():
     shown = [m.value for m in at.markdown]
     assert "- 1 versions would add, 0 already present, 0 conflicts, 1 new prompts." in shown
     with session_scope() as s:
-        assert prompts.get_prompt(s, "shipped") is None
+        assert store.get_prompt(s, "shipped") is None
     at.button(key="export.import").click().run()
     assert "Imported. 1 versions added" in at.success[0].value
     with session_scope() as s:
-        assert prompts.resolve(s, "shipped@1").source == "import"
+        assert store.resolve(s, "shipped@1").source == "import"
 
 
 def test_a_bad_file_is_refused_with_its_json_path():

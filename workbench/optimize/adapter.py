@@ -1,6 +1,6 @@
 """The DSPy side of a prompt version: a signature, a one-predictor program, and the adapter.
 
-`WorkbenchAdapter` renders every call of the program with `export.build_messages` +
+`WorkbenchAdapter` renders every call of the program with `messages.build_messages` +
 the workbench's Jinja renderer, and takes the whole completion as the single output field. So
 the messages DSPy scores are exactly what the exported version renders to, and a small model can
 never fail a parse. Calls for any other signature (an instruction proposer's, GEPA's reflection)
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.optimize import export
+from workbench.optimize import messages
 from workbench.optimize.dspy_env import import_dspy
 
 dspy = import_dspy()
@@ -24,7 +24,7 @@ OUTPUT_DESC = "The model's complete reply."
 class ProgramShape:
     """How a version maps onto a DSPy signature: input fields, the output field, instructions."""
 
-    base: export.BaseTemplate
+    base: messages.BaseTemplate
     input_names: tuple[str, ...]
     output_name: str
     initial_instructions: str  # the signature's instructions before optimizing
@@ -35,7 +35,7 @@ class ProgramShape:
             self.output_name
         ]
 
-    def demos_of(self, demos: list[Any]) -> list[export.Demo]:
+    def demos_of(self, demos: list[Any]) -> list[messages.Demo]:
         """DSPy demos (Examples or dicts) as export demos; demos without an answer are skipped."""
         out = []
         for demo in demos or []:
@@ -44,18 +44,18 @@ class ProgramShape:
             if answer is None:
                 continue
             inputs = {k: get(k) for k in self.input_names if get(k) is not None}
-            out.append(export.Demo(inputs=inputs, output=str(answer)))
+            out.append(messages.Demo(inputs=inputs, output=str(answer)))
         return out
 
     def messages(self, instructions: str, demos: list[Any]) -> list[dict[str, str]]:
         """Template messages for a predictor state (the version that would be exported)."""
         changed = None if instructions == self.initial_instructions else instructions
-        return export.build_messages(self.base, instructions=changed, demos=self.demos_of(demos))
+        return messages.build_messages(self.base, instructions=changed, demos=self.demos_of(demos))
 
 
 def make_shape(messages: list[dict[str, Any]], input_names: list[str]) -> ProgramShape:
     """The program shape of a version whose variables (in template order) are `input_names`."""
-    base = export.split_template(messages)
+    base = messages.split_template(messages)
     output_name = next(n for n in ("output", "response", "completion_text") if n not in input_names)
     signature = _signature(input_names, output_name, base.instructions)
     return ProgramShape(base, tuple(input_names), output_name, signature.instructions)
@@ -102,7 +102,7 @@ class WorkbenchAdapter(dspy.Adapter):
         if not self.shape.owns(signature):
             return self.fallback.format(signature, demos, inputs)
         template = self.shape.messages(signature.instructions, demos)
-        return export.render(template, {k: v for k, v in inputs.items() if v is not None})
+        return messages.render(template, {k: v for k, v in inputs.items() if v is not None})
 
     def parse(self, signature, completion):
         """The whole completion is the output."""

@@ -8,7 +8,7 @@ and carry on, but let a BaseException through, so a run stops within one call.
 
 `WorkbenchEngine` is a DSPy 3.4 custom engine (`complete(Request) -> Response`), handed to
 `dspy.LM(..., engine=...)`, so DSPy keeps its callbacks and history while the call itself is
-`workbench.completion.complete` (local models, error contract, prices).
+`workbench.providers.completion.complete` (local models, error contract, prices).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench import catalog
-from workbench.completion import CompletionResult, acomplete
 from workbench.errors import ProviderError
 from workbench.optimize.dspy_env import import_dspy
+from workbench.providers import catalog
+from workbench.providers.completion import CompletionResult, acomplete
 from workbench.sweeps.plan import DEFAULT_MAX_TOKENS
 from workbench.sweeps.retry import RetryPolicy
 

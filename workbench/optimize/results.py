@@ -13,12 +13,13 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from workbench import datasets, prompts
+from workbench import datasets
 from workbench.db import session_scope
 from workbench.errors import NotFoundError, ValidationError
 from workbench.models import Dataset, Example, Optimization, PromptVersion, Run, Score
 from workbench.optimize.metrics import MetricSpec, score
 from workbench.optimize.run import plan_of, spec_of
+from workbench.prompts.store import store
 
 FINISHED = ("done", "cancelled", "failed")
 
@@ -131,13 +132,13 @@ def proposed_version(row: Optimization, input_version: PromptVersion) -> PromptV
 
 def diff_text(session: Session, row: Optimization) -> str:
     """A unified diff from the input version to the proposal ('' when there is none)."""
-    from workbench.diff import unified
+    from workbench.prompts.diff import unified
 
     base = session.get(PromptVersion, row.input_version_id)
     new = proposed_version(row, base)
     if new is None:
         return ""
-    name = prompts.resolve_name(session, base)
+    name = store.resolve_name(session, base)
     return unified(base, new, a_name=name, b_name="proposed")
 
 
@@ -171,7 +172,7 @@ def _note(row: Optimization, session: Session) -> str:
         else f"validation {row.baseline_score:.3f} -> {row.final_score:.3f}"
     )
     return (
-        f"DSPy {row.optimizer} of {prompts.resolve_name(session, base)} on "
+        f"DSPy {row.optimizer} of {store.resolve_name(session, base)} on "
         f"{ds.name if ds else 'a dataset'} ({row.metric}, {row.task_model}): {scores}. "
         f"Optimization #{row.id}."
     )
@@ -186,8 +187,8 @@ def save_result(
     if not prop.can_save and not (force and prop.changed and prop.messages):
         raise ValidationError(f"Nothing to save from optimization #{row.id}: {prop.reason}")
     base = session.get(PromptVersion, row.input_version_id)
-    prompt_name = prompts.resolve_name(session, base).rsplit("@", 1)[0]
-    version, created = prompts.save_version(
+    prompt_name = store.resolve_name(session, base).rsplit("@", 1)[0]
+    version, created = store.save_version(
         session,
         prompt_name=prompt_name,
         messages=prop.messages,
@@ -247,9 +248,9 @@ def rescore(optimization_id: int) -> Rescore:
             raise ValidationError(f"Optimization #{row.id} has no saved version yet; save it first.")
         metric = MetricSpec.from_dict(spec_of(row).metric)
         version = s.get(PromptVersion, row.output_version_id)
-        ref = prompts.resolve_name(s, version)
+        ref = store.resolve_name(s, version)
         ds = validation_dataset(s, row)
-        from workbench import catalog
+        from workbench.providers import catalog
 
         local = catalog.get_model(row.task_model).kind == "local"
         sweep, _ = create_sweep(

@@ -12,11 +12,13 @@ from typing import Any
 
 from sqlmodel import Session
 
-from workbench import catalog, datasets, prompts
+from workbench import datasets
 from workbench.errors import ValidationError
 from workbench.models import Example, Optimization, PromptVersion
-from workbench.optimize import export, optimizers
+from workbench.optimize import messages, optimizers
 from workbench.optimize.metrics import MetricSpec
+from workbench.prompts.store import store
+from workbench.providers import catalog
 from workbench.sweeps.plan import DEFAULT_MAX_TOKENS
 
 PROMPT_CALL_TOKENS = (2000, 800)  # rough prompt/completion tokens of one instruction-proposer call
@@ -104,8 +106,8 @@ def labelled_rows(session: Session, dataset_id: int, max_rows: int | None) -> li
 
 def plan_optimization(session: Session, spec: OptimizeSpec) -> OptimizePlan:
     """Validate a spec and estimate it without writing anything. Raises WorkbenchError."""
-    version = prompts.resolve(session, spec.prompt)
-    name = prompts.resolve_name(session, version)
+    version = store.resolve(session, spec.prompt)
+    name = store.resolve_name(session, version)
     ds = datasets.require_dataset(session, spec.dataset)
     metric = MetricSpec.from_dict(spec.metric)
     settings = optimizers.settings_for(spec.optimizer, spec.settings)
@@ -125,7 +127,7 @@ def plan_optimization(session: Session, spec: OptimizeSpec) -> OptimizePlan:
         prompt_model = None
     if metric.name == "judge":
         catalog.require_callable(metric.judge_model)
-    export.split_template(version.messages)
+    messages.split_template(version.messages)
     rows = labelled_rows(session, ds.id, spec.max_rows)
     if not rows:
         raise ValidationError(
@@ -138,9 +140,7 @@ def plan_optimization(session: Session, spec: OptimizeSpec) -> OptimizePlan:
             f"'{ds.name}' ({', '.join(ds.columns)}): nothing for DSPy to vary."
         )
     for row in rows:  # a row that cannot render fails here, not halfway through
-        prompts.render_version(
-            version, row.inputs, context=f"({name}, row {row.position + 1} of '{ds.name}')"
-        )
+        store.render_version(version, row.inputs, context=f"({name}, row {row.position + 1} of '{ds.name}')")
     train_ids, val_ids = split_rows([r.id for r in rows], train_fraction=spec.train_fraction, seed=spec.seed)
     est = optimizers.estimate(spec.optimizer, settings, train=len(train_ids))
     v = len(val_ids)
@@ -184,7 +184,7 @@ def plan_optimization(session: Session, spec: OptimizeSpec) -> OptimizePlan:
 def _estimate_cost(
     plan: OptimizePlan, version: PromptVersion, rows: list[Example], metric: MetricSpec, model: str
 ) -> None:
-    from workbench.completion import cost_of
+    from workbench.providers.completion import cost_of
 
     entry = catalog.get_model(model)
     max_tokens = int(version.params.get("max_tokens") or DEFAULT_MAX_TOKENS)
@@ -207,7 +207,7 @@ def _estimate_cost(
         from workbench.sweeps.plan import _count_tokens
 
         sample = rows[:20]
-        tokens = sum(_count_tokens(prompts.render_version(version, r.inputs)) for r in sample) // len(sample)
+        tokens = sum(_count_tokens(store.render_version(version, r.inputs)) for r in sample) // len(sample)
     add(entry, plan.calls["baseline"] + plan.calls["final"], tokens, max_tokens)
     # Calls made while optimizing carry up to `demos` extra user/assistant pairs.
     add(entry, plan.calls["optimizer_task"], tokens * (1 + demos), max_tokens)

@@ -20,12 +20,12 @@ from sqlalchemy import bindparam, func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from workbench import catalog
-from workbench.catalog import ModelEntry
-from workbench.completion import CompletionResult, acomplete
 from workbench.db import get_engine
 from workbench.errors import ProviderError, WorkbenchError
 from workbench.models import Example, Run, Score, Sweep, utcnow
+from workbench.providers import catalog
+from workbench.providers.catalog import ModelEntry
+from workbench.providers.completion import CompletionResult, acomplete
 from workbench.sweeps import claims
 from workbench.sweeps.plan import SweepSpec, spec_of
 from workbench.sweeps.retry import RetryPolicy

@@ -17,9 +17,11 @@ from typing import Any
 from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
-from workbench import catalog, datasets, prompts
+from workbench import datasets
 from workbench.errors import BudgetExceededError, ValidationError
 from workbench.models import Run, Sweep, utcnow
+from workbench.prompts.store import store
+from workbench.providers import catalog
 from workbench.sweeps.scoring import ScoringConfig
 
 DEFAULT_MAX_TOKENS = 256
@@ -177,7 +179,7 @@ def _check_spec(spec: SweepSpec) -> None:
 
 
 def _count_tokens(messages: list[dict[str, str]]) -> int:
-    from workbench.completion import ensure_litellm
+    from workbench.providers.completion import ensure_litellm
 
     litellm = ensure_litellm()
     # One tokenizer for the estimate (tiktoken, bundled with LiteLLM): per-model tokenizers
@@ -191,7 +193,7 @@ def build_cells(session: Session, spec: SweepSpec) -> tuple[list[dict[str, Any]]
     scoring = ScoringConfig.from_dict(spec.scoring)
     versions = []
     for ref in spec.prompts:
-        v = prompts.resolve(session, ref)
+        v = store.resolve(session, ref)
         if v.id not in {x.id for x in versions}:
             versions.append(v)
     entries = []
@@ -211,13 +213,13 @@ def build_cells(session: Session, spec: SweepSpec) -> tuple[list[dict[str, Any]]
     if total > MAX_CELLS:
         raise ValidationError(f"This sweep has {total:,} cells; the limit is {MAX_CELLS:,}. Narrow the grid.")
 
-    names = {v.id: prompts.resolve_name(session, v) for v in versions}
+    names = {v.id: store.resolve_name(session, v) for v in versions}
     rendered: dict[tuple[int, int], list[dict[str, str]]] = {}
     tokens: dict[tuple[int, int], int] = {}
     for v in versions:
         for i, (_ex_id, inputs, _expected) in enumerate(rows):
             where = f"row {i + 1} of dataset '{spec.dataset}'" if spec.dataset else "the variables"
-            rendered[(v.id, i)] = prompts.render_version(v, inputs, context=f"({names[v.id]}, {where})")
+            rendered[(v.id, i)] = store.render_version(v, inputs, context=f"({names[v.id]}, {where})")
     needs_count = any(e.kind != "local" for e in entries)
     if needs_count:
         for key, msgs in rendered.items():
@@ -228,7 +230,7 @@ def build_cells(session: Session, spec: SweepSpec) -> tuple[list[dict[str, Any]]
     unpriced: set[str] = set()
     prompt_tok_total = 0
     completion_tok_total = 0
-    from workbench.completion import cost_of
+    from workbench.providers.completion import cost_of
 
     for v in versions:
         base_params = {k: val for k, val in v.params.items() if k != "model"}
@@ -237,7 +239,7 @@ def build_cells(session: Session, spec: SweepSpec) -> tuple[list[dict[str, Any]]
                 params = {**base_params, **combo}
                 max_tokens = int(params.get("max_tokens") or DEFAULT_MAX_TOKENS)
                 params.setdefault("max_tokens", max_tokens)
-                prompts.check_params(
+                store.check_params(
                     {k: params[k] for k in ("temperature", "top_p", "max_tokens") if k in params}
                 )
                 for i, (ex_id, inputs, _expected) in enumerate(rows):

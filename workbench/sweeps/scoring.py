@@ -150,7 +150,7 @@ _JUDGE_NUMBER = re.compile(r"\b([1-5])\b")
 def check_rubric(rubric: str | None) -> None:
     """Refuse a judge rubric that does not parse or uses variables other than input/output/expected."""
     from workbench.errors import WorkbenchError
-    from workbench.templates import render_text
+    from workbench.prompts.templates import render_text
 
     if not rubric:
         return
@@ -165,7 +165,7 @@ def check_rubric(rubric: str | None) -> None:
 
 def judge_messages(cfg: ScoringConfig, *, input_text: str, output: str, expected: str | None) -> list[dict]:
     """The judge's chat messages, rendered in the same sandbox as prompts."""
-    from workbench.templates import render_text
+    from workbench.prompts.templates import render_text
 
     rubric = cfg.judge_rubric or DEFAULT_JUDGE_RUBRIC
     text = render_text(rubric, {"input": input_text, "output": output, "expected": expected or ""})

@@ -15,7 +15,7 @@ from workbench.errors import ProviderError, WorkbenchError
 def _migrated(url: str) -> str:
     """Run the migrations once per process and database URL (the app upgrades on start)."""
     from workbench.db import migrate, session_scope
-    from workbench.examples import load_examples
+    from workbench.prompts.examples import load_examples
 
     revision = migrate(url)
     with session_scope() as s:

@@ -6,8 +6,8 @@ from typing import Any
 
 import streamlit as st
 
-from workbench import export
-from workbench.importer import ImportSchemaError, import_file
+from workbench.release import export
+from workbench.release.imports import ImportSchemaError, import_file
 from workbench.ui.common import db, errors_shown, show_error
 
 MODES = ("Prompts and versions", "Winners of a sweep", "A label")

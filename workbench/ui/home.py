@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from workbench import config
-from workbench.catalog import list_models
 from workbench.errors import WorkbenchError
+from workbench.providers.catalog import list_models
 from workbench.status import counts
 from workbench.ui.common import db, show_error
 

@@ -13,9 +13,11 @@ from typing import Any
 
 import streamlit as st
 
-from workbench import catalog, datasets, prompts
+from workbench import datasets
 from workbench.optimize.metrics import METRICS
 from workbench.optimize.optimizers import OPTIMIZERS
+from workbench.prompts.store import store
+from workbench.providers import catalog
 from workbench.ui.background import runner
 from workbench.ui.common import db, errors_shown
 
@@ -51,8 +53,8 @@ def render() -> None:
 def _choices() -> dict[str, Any]:
     with db() as s:
         refs = []
-        for p in prompts.list_prompts(s):
-            refs += [f"{p.name}@{v.number}" for v in reversed(prompts.versions_of(s, p.id))]
+        for p in store.list_prompts(s):
+            refs += [f"{p.name}@{v.number}" for v in reversed(store.versions_of(s, p.id))]
         counts = datasets.row_counts(s)
         labelled = [d.name for d in datasets.list_datasets(s) if counts.get(d.id, (0, 0))[1] >= 2]
     models = [m.id for m in catalog.list_models() if m.available]
@@ -302,7 +304,7 @@ def _save_section(row, prop) -> None:
         with db() as s:
             from workbench.models import PromptVersion
 
-            ref = prompts.resolve_name(s, s.get(PromptVersion, row.output_version_id))
+            ref = store.resolve_name(s, s.get(PromptVersion, row.output_version_id))
         st.success(f"Saved as {ref} (source dspy, parent = the input version).")
         if rescored:
             st.info(

@@ -12,9 +12,10 @@ from typing import Any
 
 import streamlit as st
 
-from workbench import datasets, diff, prompts, templates
+from workbench import datasets
 from workbench.errors import MissingVariableError, TemplateError, WorkbenchError
 from workbench.models import PromptVersion
+from workbench.prompts.store import diff, store, templates
 from workbench.ui.common import db, show_error
 
 ROLES = list(templates.ROLES)
@@ -23,9 +24,9 @@ NEW = "➕ New prompt"
 
 def _versions(prompt_name: str) -> list[dict[str, Any]]:
     with db() as s:
-        prompt = prompts.require_prompt(s, prompt_name)
-        labels = prompts.labels_by_version(s, prompt.id)
-        numbers = {v.id: v.number for v in prompts.versions_of(s, prompt.id)}
+        prompt = store.require_prompt(s, prompt_name)
+        labels = store.labels_by_version(s, prompt.id)
+        numbers = {v.id: v.number for v in store.versions_of(s, prompt.id)}
         return [
             {
                 "id": v.id,
@@ -40,14 +41,14 @@ def _versions(prompt_name: str) -> list[dict[str, Any]]:
                 "parent": numbers.get(v.parent_id),
                 "created": v.created_at.strftime("%Y-%m-%d %H:%M"),
             }
-            for v in prompts.versions_of(s, prompt.id)
+            for v in store.versions_of(s, prompt.id)
         ]
 
 
 def _load_draft(prompt_name: str | None, version: dict[str, Any] | None) -> None:
     state = st.session_state
-    state["prompts.gen"] = state.get("prompts.gen", 0) + 1
-    state["prompts.draft"] = {
+    state["store.gen"] = state.get("store.gen", 0) + 1
+    state["store.draft"] = {
         "prompt": prompt_name,
         "base_number": version["number"] if version else None,
         "messages": [dict(m) for m in version["messages"]]
@@ -68,15 +69,15 @@ def _version_label(v: dict[str, Any]) -> str:
 def render() -> None:
     """Draw the Prompts page."""
     state = st.session_state
-    goto = state.pop("prompts.goto", None)
+    goto = state.pop("store.goto", None)
     if goto:  # set by a save or duplicate in the previous run, before the widgets exist
-        state["prompts.select"], state["prompts.version"] = goto
+        state["store.select"], state["store.version"] = goto
     st.title("📝 Prompts")
     with db() as s:
-        names = [p.name for p in prompts.list_prompts(s)]
+        names = [p.name for p in store.list_prompts(s)]
     col_pick, col_ver = st.columns([2, 3])
     choice = col_pick.selectbox(
-        "Prompt", [*names, NEW], key="prompts.select", help="Pick a prompt to edit, or create a new one."
+        "Prompt", [*names, NEW], key="store.select", help="Pick a prompt to edit, or create a new one."
     )
     if choice == NEW:
         _render_new_prompt()
@@ -89,11 +90,11 @@ def render() -> None:
     number = col_ver.selectbox(
         "Version",
         sorted(by_number, reverse=True),
-        key="prompts.version",
+        key="store.version",
         format_func=lambda n: _version_label(by_number[n]),
     )
     current = by_number[number]
-    draft = state.get("prompts.draft")
+    draft = state.get("store.draft")
     if not draft or draft["prompt"] != choice or draft["base_number"] != number:
         _load_draft(choice, current)
 
@@ -110,11 +111,11 @@ def _render_new_prompt() -> None:
     st.subheader("New prompt")
     name = st.text_input(
         "Name",
-        key="prompts.new_name",
+        key="store.new_name",
         placeholder="e.g. support-triage",
         help="Letters, digits, spaces, '_', '-', '.'; no '@' or ':'.",
     )
-    if st.session_state.get("prompts.draft", {}).get("prompt") is not None:
+    if st.session_state.get("store.draft", {}).get("prompt") is not None:
         _load_draft(None, None)
     _render_editor(None, None, new_name=name)
 
@@ -122,20 +123,20 @@ def _render_new_prompt() -> None:
 def _read_form(draft: dict[str, Any]) -> None:
     """Copy the form's widget values into the draft (after any submit)."""
     state = st.session_state
-    gen = state["prompts.gen"]
+    gen = state["store.gen"]
     for i, msg in enumerate(draft["messages"]):
-        msg["role"] = state.get(f"prompts.role.{gen}.{i}", msg["role"])
-        msg["content"] = state.get(f"prompts.content.{gen}.{i}", msg["content"])
+        msg["role"] = state.get(f"store.role.{gen}.{i}", msg["role"])
+        msg["content"] = state.get(f"store.content.{gen}.{i}", msg["content"])
     params = draft["params"]
-    params["temperature"] = state.get(f"prompts.temperature.{gen}", params.get("temperature", 0.0))
-    params["max_tokens"] = int(state.get(f"prompts.max_tokens.{gen}", params.get("max_tokens", 256)))
-    stop = state.get(f"prompts.stop.{gen}", ", ".join(params.get("stop", [])))
+    params["temperature"] = state.get(f"store.temperature.{gen}", params.get("temperature", 0.0))
+    params["max_tokens"] = int(state.get(f"store.max_tokens.{gen}", params.get("max_tokens", 256)))
+    stop = state.get(f"store.stop.{gen}", ", ".join(params.get("stop", [])))
     stops = [x.strip() for x in stop.split(",") if x.strip()] if stop else []
     if stops:
         params["stop"] = stops
     else:
         params.pop("stop", None)
-    model = state.get(f"prompts.model.{gen}", params.get("model", ""))
+    model = state.get(f"store.model.{gen}", params.get("model", ""))
     if model:
         params["model"] = model
     else:
@@ -158,7 +159,7 @@ def _apply_action(draft: dict[str, Any], action: str) -> None:
     else:
         return
     # Structure changed: new widget keys so the widgets pick up the reordered values.
-    st.session_state["prompts.gen"] += 1
+    st.session_state["store.gen"] += 1
 
 
 def _syntax_errors(messages: list[dict[str, str]]) -> dict[int, str]:
@@ -173,11 +174,11 @@ def _syntax_errors(messages: list[dict[str, str]]) -> dict[int, str]:
 
 def _render_editor(prompt_name: str | None, current: dict[str, Any] | None, *, new_name: str = "") -> None:
     state = st.session_state
-    draft = state["prompts.draft"]
-    gen = state["prompts.gen"]
+    draft = state["store.draft"]
+    gen = state["store.gen"]
     errors = _syntax_errors(draft["messages"])
     left, right = st.columns([3, 2], gap="large")
-    with left, st.form(f"prompts.form.{gen}", border=True):
+    with left, st.form(f"store.form.{gen}", border=True):
         st.markdown("**Messages** — Jinja templates; `{{ name }}` is a variable.")
         action = None
         for i, msg in enumerate(draft["messages"]):
@@ -186,18 +187,18 @@ def _render_editor(prompt_name: str | None, current: dict[str, Any] | None, *, n
                 "Role",
                 ROLES,
                 index=ROLES.index(msg["role"]),
-                key=f"prompts.role.{gen}.{i}",
+                key=f"store.role.{gen}.{i}",
                 label_visibility="collapsed",
             )
-            if c_up.form_submit_button("↑", key=f"prompts.up.{gen}.{i}", help="Move up", disabled=i == 0):
+            if c_up.form_submit_button("↑", key=f"store.up.{gen}.{i}", help="Move up", disabled=i == 0):
                 action = f"up:{i}"
             if c_down.form_submit_button(
-                "↓", key=f"prompts.down.{gen}.{i}", help="Move down", disabled=i == len(draft["messages"]) - 1
+                "↓", key=f"store.down.{gen}.{i}", help="Move down", disabled=i == len(draft["messages"]) - 1
             ):
                 action = f"down:{i}"
             if c_del.form_submit_button(
                 "✕",
-                key=f"prompts.remove.{gen}.{i}",
+                key=f"store.remove.{gen}.{i}",
                 help="Remove this turn",
                 disabled=len(draft["messages"]) == 1,
             ):
@@ -205,36 +206,32 @@ def _render_editor(prompt_name: str | None, current: dict[str, Any] | None, *, n
             st.text_area(
                 f"Message {i + 1}",
                 value=msg["content"],
-                key=f"prompts.content.{gen}.{i}",
+                key=f"store.content.{gen}.{i}",
                 height=120 if msg["role"] == "system" else 100,
                 label_visibility="collapsed",
             )
             if i in errors:
                 st.error(errors[i], icon="⚠️")
-        if st.form_submit_button("➕ Add turn", key=f"prompts.add.{gen}"):
+        if st.form_submit_button("➕ Add turn", key=f"store.add.{gen}"):
             action = "add"
         st.markdown("**Default parameters**")
         p = draft["params"]
         c1, c2, c3 = st.columns(3)
         c1.number_input(
-            "temperature", 0.0, 2.0, float(p.get("temperature", 0.0)), 0.1, key=f"prompts.temperature.{gen}"
+            "temperature", 0.0, 2.0, float(p.get("temperature", 0.0)), 0.1, key=f"store.temperature.{gen}"
         )
-        c2.number_input(
-            "max_tokens", 1, 32_000, int(p.get("max_tokens", 256)), key=f"prompts.max_tokens.{gen}"
-        )
-        c3.text_input("stop (comma-separated)", ", ".join(p.get("stop", [])), key=f"prompts.stop.{gen}")
+        c2.number_input("max_tokens", 1, 32_000, int(p.get("max_tokens", 256)), key=f"store.max_tokens.{gen}")
+        c3.text_input("stop (comma-separated)", ", ".join(p.get("stop", [])), key=f"store.stop.{gen}")
         st.text_input(
             "default model (optional)",
             p.get("model", ""),
-            key=f"prompts.model.{gen}",
+            key=f"store.model.{gen}",
             placeholder="local/smollm2-135m-instruct",
         )
-        st.text_input(
-            "Note for the new version", key=f"prompts.note.{gen}", placeholder="What changed and why"
-        )
+        st.text_input("Note for the new version", key=f"store.note.{gen}", placeholder="What changed and why")
         c_prev, c_save = st.columns(2)
-        preview = c_prev.form_submit_button("Update preview", key=f"prompts.preview.{gen}")
-        save = c_save.form_submit_button("💾 Save as new version", type="primary", key=f"prompts.save.{gen}")
+        preview = c_prev.form_submit_button("Update preview", key=f"store.preview.{gen}")
+        save = c_save.form_submit_button("💾 Save as new version", type="primary", key=f"store.save.{gen}")
     if action or preview or save:
         _read_form(draft)
         if action:
@@ -244,7 +241,7 @@ def _render_editor(prompt_name: str | None, current: dict[str, Any] | None, *, n
         if save:
             _save(prompt_name or new_name, draft, errors)
         st.rerun()
-    flash = state.pop("prompts.flash", None)
+    flash = state.pop("store.flash", None)
     if flash:
         (st.success if flash[0] == "ok" else st.info)(flash[1])
     with right:
@@ -254,34 +251,34 @@ def _render_editor(prompt_name: str | None, current: dict[str, Any] | None, *, n
 def _save(name: str, draft: dict[str, Any], errors: dict[int, str]) -> None:
     state = st.session_state
     if errors:
-        state["prompts.flash"] = ("info", "Fix the template errors before saving; nothing was saved.")
+        state["store.flash"] = ("info", "Fix the template errors before saving; nothing was saved.")
         return
     if not name.strip():
-        state["prompts.flash"] = ("info", "Give the new prompt a name first; nothing was saved.")
+        state["store.flash"] = ("info", "Give the new prompt a name first; nothing was saved.")
         return
-    note = state.get(f"prompts.note.{state['prompts.gen']}", "")
+    note = state.get(f"store.note.{state['store.gen']}", "")
     try:
         with db() as s:
-            version, created = prompts.save_version(
+            version, created = store.save_version(
                 s, prompt_name=name.strip(), messages=draft["messages"], params=draft["params"], note=note
             )
             number = version.number
     except WorkbenchError as exc:
-        state["prompts.save_error"] = str(exc)
+        state["store.save_error"] = str(exc)
         return
-    state.pop("prompts.save_error", None)
+    state.pop("store.save_error", None)
     if created:
-        state["prompts.flash"] = ("ok", f"Saved {name}@{number}.")
+        state["store.flash"] = ("ok", f"Saved {name}@{number}.")
     else:
-        state["prompts.flash"] = ("info", f"No change: identical to {name}@{number}, nothing new was saved.")
-    state["prompts.goto"] = (name.strip(), number)
-    state.pop("prompts.draft", None)
+        state["store.flash"] = ("info", f"No change: identical to {name}@{number}, nothing new was saved.")
+    state["store.goto"] = (name.strip(), number)
+    state.pop("store.draft", None)
 
 
 def _render_preview(draft: dict[str, Any], errors: dict[int, str]) -> None:
     state = st.session_state
-    if state.get("prompts.save_error"):
-        st.error(state["prompts.save_error"], icon="⚠️")
+    if state.get("store.save_error"):
+        st.error(state["store.save_error"], icon="⚠️")
     st.markdown("**Variables**")
     if errors:
         st.caption("The preview waits until every template parses.")
@@ -292,9 +289,9 @@ def _render_preview(draft: dict[str, Any], errors: dict[int, str]) -> None:
     else:
         _row_picker(variables)
     # An empty input counts as missing, so the preview names it instead of rendering a blank.
-    values = {v: state[f"prompts.var.{v}"] for v in variables if state.get(f"prompts.var.{v}")}
+    values = {v: state[f"store.var.{v}"] for v in variables if state.get(f"store.var.{v}")}
     for v in variables:
-        st.text_input(v, key=f"prompts.var.{v}")
+        st.text_input(v, key=f"store.var.{v}")
     st.markdown("**Preview** (what the model receives)")
     try:
         rendered = templates.render_messages(draft["messages"], values)
@@ -318,11 +315,11 @@ def _row_picker(variables: list[str]) -> None:
     if not names:
         return
     c1, c2, c3 = st.columns([3, 2, 2], vertical_alignment="bottom")
-    ds = c1.selectbox("Values from dataset", ["(type them)", *names], key="prompts.preview_dataset")
+    ds = c1.selectbox("Values from dataset", ["(type them)", *names], key="store.preview_dataset")
     if ds == "(type them)":
         return
-    row = c2.number_input("row", 1, 100_000, 1, key="prompts.preview_row")
-    if c3.button("Use row", key="prompts.use_row"):
+    row = c2.number_input("row", 1, 100_000, 1, key="store.preview_row")
+    if c3.button("Use row", key="store.use_row"):
         with db() as s:
             dataset = datasets.require_dataset(s, ds)
             rows = datasets.examples_of(s, dataset.id)
@@ -332,7 +329,7 @@ def _row_picker(variables: list[str]) -> None:
         inputs = rows[int(row) - 1].inputs
         for v in variables:
             if v in inputs:
-                st.session_state[f"prompts.var.{v}"] = str(inputs[v])
+                st.session_state[f"store.var.{v}"] = str(inputs[v])
         missing = [v for v in variables if v not in inputs]
         if missing:
             st.warning(f"Row {row} of '{ds}' has no value for: {', '.join(missing)}.")
@@ -355,16 +352,16 @@ def _render_versions(name: str, versions: list[dict[str, Any]]) -> None:
         ],
         hide_index=True,
         width="stretch",
-        key="prompts.versions_table",
+        key="store.versions_table",
     )
     if len(versions) < 2:
         st.caption("Save a second version to compare two versions.")
     else:
         numbers = [v["number"] for v in versions]
         c1, c2, c3 = st.columns([2, 2, 3])
-        a = c1.selectbox("From", numbers, index=len(numbers) - 2, key="prompts.diff_a")
-        b = c2.selectbox("To", numbers, index=len(numbers) - 1, key="prompts.diff_b")
-        mode = c3.radio("View", ["Side by side", "Unified"], horizontal=True, key="prompts.diff_mode")
+        a = c1.selectbox("From", numbers, index=len(numbers) - 2, key="store.diff_a")
+        b = c2.selectbox("To", numbers, index=len(numbers) - 1, key="store.diff_b")
+        mode = c3.radio("View", ["Side by side", "Unified"], horizontal=True, key="store.diff_mode")
         by_number = {v["number"]: v for v in versions}
         va, vb = (PromptVersion(**_row(by_number[n])) for n in (a, b))
         if mode == "Unified":
@@ -374,13 +371,13 @@ def _render_versions(name: str, versions: list[dict[str, Any]]) -> None:
             st.html(_DIFF_CSS + diff.side_by_side_html(va, vb, a_name=f"{name}@{a}", b_name=f"{name}@{b}"))
     st.divider()
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-    new_name = c1.text_input("Duplicate this prompt as", key="prompts.dup_name", placeholder=f"{name}-copy")
-    if c2.button("Duplicate", key="prompts.duplicate"):
+    new_name = c1.text_input("Duplicate this prompt as", key="store.dup_name", placeholder=f"{name}-copy")
+    if c2.button("Duplicate", key="store.duplicate"):
         try:
             with db() as s:
-                prompts.duplicate_prompt(s, source_name=name, new_name=new_name)
-            st.session_state["prompts.goto"] = (new_name.strip(), 1)
-            st.session_state.pop("prompts.draft", None)
+                store.duplicate_prompt(s, source_name=name, new_name=new_name)
+            st.session_state["store.goto"] = (new_name.strip(), 1)
+            st.session_state.pop("store.draft", None)
             st.rerun()
         except WorkbenchError as exc:
             show_error(exc)
@@ -406,11 +403,10 @@ table.diff td {padding: 1px 6px; vertical-align: top; white-space: pre-wrap;}
 
 def _render_labels(name: str, versions: list[dict[str, Any]]) -> None:
     with db() as s:
-        prompt = prompts.require_prompt(s, name)
+        prompt = store.require_prompt(s, name)
         numbers = {v["id"]: v["number"] for v in versions}
         current = [
-            {"label": lb.name, "version": numbers.get(lb.version_id)}
-            for lb in prompts.labels_of(s, prompt.id)
+            {"label": lb.name, "version": numbers.get(lb.version_id)} for lb in store.labels_of(s, prompt.id)
         ]
         history = [
             {
@@ -420,25 +416,25 @@ def _render_labels(name: str, versions: list[dict[str, Any]]) -> None:
                 "by": e.actor,
                 "when": e.created_at.strftime("%Y-%m-%d %H:%M"),
             }
-            for e in prompts.label_history(s, prompt.id)
+            for e in store.label_history(s, prompt.id)
         ]
     if current:
-        st.dataframe(current, hide_index=True, key="prompts.labels_table")
+        st.dataframe(current, hide_index=True, key="store.labels_table")
     else:
         st.caption("No labels yet. Point `production` at the version your code should use.")
     c1, c2, c3, c4 = st.columns([2, 2, 2, 1], vertical_alignment="bottom")
-    label = c1.text_input("Label", "production", key="prompts.label_name")
-    number = c2.selectbox("Version", [v["number"] for v in reversed(versions)], key="prompts.label_version")
-    actor = c3.text_input("Your name", key="prompts.label_actor")
-    if c4.button("Set label", key="prompts.set_label", type="primary"):
+    label = c1.text_input("Label", "production", key="store.label_name")
+    number = c2.selectbox("Version", [v["number"] for v in reversed(versions)], key="store.label_version")
+    actor = c3.text_input("Your name", key="store.label_actor")
+    if c4.button("Set label", key="store.set_label", type="primary"):
         try:
             with db() as s:
-                version = prompts.resolve(s, f"{name}@{number}")
-                prompts.set_label(s, version_id=version.id, label=label, actor=actor)
+                version = store.resolve(s, f"{name}@{number}")
+                store.set_label(s, version_id=version.id, label=label, actor=actor)
             st.success(f"{name}:{label} → version {number}")
             st.rerun()
         except WorkbenchError as exc:
             show_error(exc)
     if history:
         st.markdown("**History**")
-        st.dataframe(history, hide_index=True, key="prompts.label_history")
+        st.dataframe(history, hide_index=True, key="store.label_history")

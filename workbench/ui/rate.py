@@ -14,19 +14,11 @@ from typing import Any
 
 import streamlit as st
 
-from workbench import ranking
 from workbench.errors import WorkbenchError
-from workbench.ratings import (
-    DuplicateVoteError,
-    Pair,
-    card_for,
-    dimensions_for,
-    next_pair,
-    progress_for,
-    ranking_report,
-    rateable_sweeps,
-    record_vote,
-)
+from workbench.rating import agreement
+from workbench.rating.entries import dimensions_for
+from workbench.rating.leaderboard import progress_for, ranking_report
+from workbench.rating.pairs import DuplicateVoteError, Pair, card_for, next_pair, rateable_sweeps, record_vote
 from workbench.ui.common import db, show_error
 
 DASH = "–"
@@ -347,7 +339,7 @@ def _heatmap(pairs, entries: list[str]):
     return fig
 
 
-def _bias_figure(bias: ranking.PositionBias):
+def _bias_figure(bias: agreement.PositionBias):
     """The left side's share of decisive votes with its 95% interval, against the unbiased 50%."""
     import plotly.graph_objects as go
 

@@ -12,8 +12,10 @@ from typing import Any
 
 import streamlit as st
 
-from workbench import catalog, datasets, prompts, templates
+from workbench import datasets
 from workbench.errors import ValidationError, WorkbenchError
+from workbench.prompts.store import store, templates
+from workbench.providers import catalog
 from workbench.sweeps.execute import prepare_resume, request_cancel
 from workbench.sweeps.plan import SweepSpec, create_sweep, parse_param_values, preview, require_sweep
 from workbench.sweeps.scoring import SCORERS
@@ -28,9 +30,9 @@ def _version_options() -> dict[str, str]:
     """'name@N' -> display text with labels."""
     out: dict[str, str] = {}
     with db() as s:
-        for p in prompts.list_prompts(s):
-            labels = prompts.labels_by_version(s, p.id)
-            for v in reversed(prompts.versions_of(s, p.id)):
+        for p in store.list_prompts(s):
+            labels = store.labels_by_version(s, p.id)
+            for v in reversed(store.versions_of(s, p.id)):
                 tag = f"  [{', '.join(labels[v.id])}]" if v.id in labels else ""
                 out[f"{p.name}@{v.number}"] = f"{p.name}@{v.number}{tag}"
     return out
@@ -185,7 +187,7 @@ def _ad_hoc_variables(versions: list[str]) -> dict[str, Any]:
     with db() as s:
         for ref in versions:
             try:
-                v = prompts.resolve(s, ref)
+                v = store.resolve(s, ref)
             except WorkbenchError:
                 continue
             names += [n for n in templates.variables_of([m["content"] for m in v.messages]) if n not in names]

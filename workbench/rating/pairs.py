@@ -21,160 +21,40 @@ never shown to anyone.
 
 from __future__ import annotations
 
-import json
 import random
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from itertools import combinations
 from typing import Any
 
-import pandas as pd
 from sqlmodel import Session, col, select
 
-from workbench import ranking
 from workbench.errors import ValidationError
-from workbench.models import Example, Prompt, PromptVersion, Rating, Run, Sweep
-from workbench.sweeps.plan import column_label, grid_keys, params_label, require_sweep
-from workbench.sweeps.summary import runs_frame
+from workbench.models import Example, Rating, Run, Sweep
+from workbench.rating import ranking
+from workbench.rating.entries import (
+    _Candidate,
+    _candidates,
+    _check_dimension,
+    _comparable,
+    _done_runs,
+    entry_key,
+)
 
-DIMENSIONS = ("version", "model", "temperature", "param", "column")
 SIDES = ("left", "right", "tie", "both_bad")
+
+
 AUTO_RATER = "auto"
-NO_GRID = "(no grid)"
+
+
 MAX_RATER = 200
+
+
 MAX_COMMENT = 4000
 
 
 class DuplicateVoteError(ValidationError):
     """The rater already voted on this pair; each rater judges a pair once."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Entries
-# ---------------------------------------------------------------------------------------------
-
-
-def _get(row: Any, key: str, default: Any = None) -> Any:
-    if isinstance(row, (Mapping, pd.Series)):  # a dict or a runs_frame row
-        return row.get(key, default)
-    return getattr(row, key, default)  # a namedtuple from itertuples, or a _RunInfo
-
-
-def _check_dimension(by: str) -> str:
-    if by not in DIMENSIONS:
-        raise ValidationError(f"Unknown dimension {by!r}; compare by one of: {', '.join(DIMENSIONS)}.")
-    return by
-
-
-def _temperature_label(params: Mapping[str, Any] | None) -> str:
-    params = params or {}
-    return (
-        params_label({"temperature": params["temperature"]})
-        if "temperature" in params
-        else "temperature=default"
-    )
-
-
-def entry_key(run_row: Any, by: str) -> str:
-    """The entry a run belongs to when comparing by `by` (a runs_frame row or a mapping alike).
-
-    version -> "prompt@N", model -> model id, temperature -> "temperature=0.7", param -> the grid
-    label ("temperature=0.7, top_p=0.9"; "(no grid)" without one), column -> the column label.
-    """
-    _check_dimension(by)
-    if by == "version":
-        version = _get(run_row, "version")
-        return version or f"{_get(run_row, 'prompt')}@{_get(run_row, 'version_number')}"
-    if by == "model":
-        return str(_get(run_row, "model"))
-    if by == "temperature":
-        return _temperature_label(_get(run_row, "params"))
-    if by == "param":
-        return _get(run_row, "grid") or NO_GRID
-    return str(_get(run_row, "column"))
-
-
-def _context(info: _RunInfo, by: str) -> tuple:
-    """The column components that must be equal for a clean comparison along `by`."""
-    if by == "version":
-        return (info.model, info.grid)
-    if by == "model":
-        return (info.version, info.grid)
-    if by == "param":
-        return (info.version, info.model)
-    if by == "temperature":
-        rest = params_label({k: v for k, v in info.grid_params.items() if k != "temperature"})
-        return (info.version, info.model, rest)
-    return ()
-
-
-# ---------------------------------------------------------------------------------------------
-# Runs and pairs
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _RunInfo:
-    id: int
-    version: str
-    model: str
-    params: dict[str, Any]
-    grid_params: dict[str, Any]
-    grid: str
-    column: str
-    row_key: str
-    repeat: int
-    example_id: int | None
-    output: str
-
-
-def _done_runs(session: Session, sweep_id: int) -> dict[int, _RunInfo]:
-    """Every done run of the sweep with its column components, by run id."""
-    sweep = require_sweep(session, sweep_id)
-    keys = grid_keys(sweep)
-    stmt = (
-        select(
-            Run.id,
-            Prompt.name,
-            PromptVersion.number,
-            Run.model,
-            Run.params,
-            Run.example_id,
-            Run.variables,
-            Run.repeat_index,
-            Run.output,
-        )
-        .join(PromptVersion, PromptVersion.id == Run.version_id)
-        .join(Prompt, Prompt.id == PromptVersion.prompt_id)
-        .where(Run.sweep_id == sweep_id, Run.status == "done")
-        .order_by(col(Run.id))
-    )
-    out: dict[int, _RunInfo] = {}
-    for rid, prompt, number, model, params, example_id, variables, repeat, output in session.exec(stmt):
-        params = params or {}
-        grid_params = {k: params.get(k) for k in keys if k in params}
-        grid = params_label(grid_params)
-        version = f"{prompt}@{number}"
-        row_key = (
-            f"example:{example_id}"
-            if example_id is not None
-            else "vars:" + json.dumps(variables or {}, sort_keys=True, default=str)
-        )
-        out[rid] = _RunInfo(
-            id=rid,
-            version=version,
-            model=model,
-            params=params,
-            grid_params=grid_params,
-            grid=grid,
-            column=column_label(version, model, grid),
-            row_key=row_key,
-            repeat=repeat,
-            example_id=example_id,
-            output=output or "",
-        )
-    return out
 
 
 @dataclass(frozen=True)
@@ -215,44 +95,6 @@ class Pair:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
-@dataclass(frozen=True)
-class _Candidate:
-    a: _RunInfo
-    b: _RunInfo
-    entry_a: str
-    entry_b: str
-
-    @property
-    def pair_id(self) -> str:
-        return f"{self.a.id}-{self.b.id}"
-
-    @property
-    def identical(self) -> bool:
-        return self.a.output.strip() == self.b.output.strip()
-
-
-def _candidates(runs: dict[int, _RunInfo], by: str) -> list[_Candidate]:
-    groups: dict[tuple, list[_RunInfo]] = {}
-    for info in runs.values():  # ids ascending, so each group is too
-        groups.setdefault((info.row_key, info.repeat, _context(info, by)), []).append(info)
-    out = []
-    for members in groups.values():
-        for a, b in combinations(members, 2):
-            ea, eb = entry_key(a, by), entry_key(b, by)
-            if ea != eb:
-                out.append(_Candidate(a, b, ea, eb))
-    return out
-
-
-def _comparable(a: _RunInfo, b: _RunInfo, by: str) -> bool:
-    return (
-        a.row_key == b.row_key
-        and a.repeat == b.repeat
-        and _context(a, by) == _context(b, by)
-        and entry_key(a, by) != entry_key(b, by)
-    )
-
-
 def candidate_pairs(session: Session, *, sweep_id: int, by: str) -> list[Pair]:
     """Every pair of done runs of one row and repeat that differ on `by` and agree on the rest.
 
@@ -263,20 +105,6 @@ def candidate_pairs(session: Session, *, sweep_id: int, by: str) -> list[Pair]:
         Pair(sweep_id, by, c.a.id, c.b.id, c.a.id, c.entry_a, c.entry_b)
         for c in _candidates(_done_runs(session, sweep_id), by)
     ]
-
-
-def dimensions_for(session: Session, *, sweep_id: int) -> list[str]:
-    """The dimensions along which this sweep has something to compare (two or more entries)."""
-    runs = list(_done_runs(session, sweep_id).values())
-    grid_keys = {k for r in runs for k in r.grid_params}
-    out = []
-    for by in DIMENSIONS:
-        entries = {entry_key(r, by) for r in runs}
-        if by == "param" and grid_keys <= {"temperature"}:
-            continue  # the same comparison as "temperature"
-        if len(entries) >= 2:
-            out.append(by)
-    return out
 
 
 def rateable_sweeps(session: Session, *, limit: int = 50) -> list[tuple[int, str]]:
@@ -293,11 +121,6 @@ def rateable_sweeps(session: Session, *, limit: int = 50) -> list[tuple[int, str
         if columns >= 2:
             out.append((sw.id, f"#{sw.id} {sw.name} ({sw.status})"))
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Ratings
-# ---------------------------------------------------------------------------------------------
 
 
 def _ratings(session: Session, sweep_id: int) -> list[Rating]:
@@ -506,108 +329,3 @@ def load_votes(session: Session, *, sweep_id: int, by: str) -> list[ranking.Vote
             )
         )
     return votes
-
-
-# ---------------------------------------------------------------------------------------------
-# Leaderboard and progress
-# ---------------------------------------------------------------------------------------------
-
-
-def _entry_metrics(session: Session, sweep_id: int, by: str) -> pd.DataFrame:
-    """Per entry: done runs, mean of each automatic score, total and per-run cost, latency p50."""
-    df = runs_frame(session, sweep_id)
-    base = ["entry", "runs", "cost_usd", "cost_per_run_usd", "latency_p50_ms"]
-    if df.empty:
-        return pd.DataFrame(columns=base)
-    df = df[df["status"] == "done"].copy()
-    if df.empty:
-        return pd.DataFrame(columns=base)
-    df["entry"] = [entry_key(row, by) for _, row in df.iterrows()]
-    score_cols = sorted(c for c in df.columns if c.startswith("score_"))
-    rows = []
-    for entry, g in df.groupby("entry", sort=True):
-        row: dict[str, Any] = {"entry": entry, "runs": len(g)}
-        for c in score_cols:
-            vals = g[c].dropna()
-            row[f"{c}_mean"] = float(vals.mean()) if len(vals) else None
-        priced = g["cost_usd"].dropna()
-        known = len(priced) == len(g)  # one unpriced run makes the total unknown, never a silent $0
-        row["cost_usd"] = float(priced.sum()) if known else None
-        row["cost_per_run_usd"] = float(priced.sum()) / len(g) if known else None
-        lat = g["latency_ms"].dropna()
-        row["latency_p50_ms"] = float(lat.quantile(0.5)) if len(lat) else None
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def leaderboard_for(
-    session: Session, *, sweep_id: int, by: str, rounds: int = 200, seed: int = 0
-) -> pd.DataFrame:
-    """ranking.leaderboard of the sweep's votes along `by`, with each entry's automatic scores,
-    cost and latency from the sweep on the same row.
-
-    Every entry with a done run is listed (unvoted ones score the base 1000 with 0 votes).
-    Columns: ranking.LEADERBOARD_COLUMNS, then runs, score_<metric>_mean per metric, cost_usd
-    (total; NaN when any run is unpriced), cost_per_run_usd, latency_p50_ms. Missing numbers are NaN.
-    """
-    votes = load_votes(session, sweep_id=sweep_id, by=by)
-    metrics = _entry_metrics(session, sweep_id, by)
-    entries = list(metrics["entry"]) if not metrics.empty else []
-    board = ranking.leaderboard(votes, rounds=rounds, seed=seed, entries=entries)
-    merged = board.merge(metrics, on="entry", how="left")
-    for c in merged.columns[len(ranking.LEADERBOARD_COLUMNS) :]:
-        merged[c] = pd.to_numeric(merged[c], errors="coerce")
-    return merged
-
-
-@dataclass(frozen=True)
-class RatingProgress:
-    """How far rating along one dimension has come, overall and for one rater."""
-
-    rater_votes: int  # human votes this rater cast on pairs of this dimension
-    total_votes: int  # human votes by anyone
-    auto_ties: int  # pairs recorded as ties because both outputs were identical
-    pairs_total: int  # pairs a human can rate (identical ones left out)
-    pairs_left: int  # of those, pairs this rater has neither voted on nor skipped
-    raters: int  # distinct human raters
-
-    def to_dict(self) -> dict[str, int]:
-        return asdict(self)
-
-
-def progress_for(
-    session: Session, *, sweep_id: int, by: str, rater: str, exclude: Iterable[str] = ()
-) -> RatingProgress:
-    """Votes cast (by this rater and by all), automatic ties, and pairs left for this rater."""
-    _check_dimension(by)
-    rater = (rater or "").strip()
-    cands = _candidates(_done_runs(session, sweep_id), by)
-    pids = {c.pair_id for c in cands}
-    rateable = {c.pair_id for c in cands if not c.identical}
-    ratings = [r for r in _ratings(session, sweep_id) if f"{r.run_a_id}-{r.run_b_id}" in pids]
-    human = [r for r in ratings if not r.auto]
-    autos = {f"{r.run_a_id}-{r.run_b_id}" for r in ratings if r.auto}
-    mine = {f"{r.run_a_id}-{r.run_b_id}" for r in human if r.rater == rater}
-    return RatingProgress(
-        rater_votes=len(mine),
-        total_votes=len(human),
-        auto_ties=len(autos),
-        pairs_total=len(rateable),
-        pairs_left=len(rateable - mine - set(exclude)),
-        raters=len({r.rater for r in human}),
-    )
-
-
-def ranking_report(session: Session, *, sweep_id: int, by: str, rounds: int = 200, seed: int = 0) -> dict:
-    """Everything a ranking view shows: leaderboard, pair table, position bias, rater agreement."""
-    votes = load_votes(session, sweep_id=sweep_id, by=by)
-    return {
-        "sweep_id": sweep_id,
-        "by": by,
-        "votes": sum(1 for v in votes if not v.auto),
-        "auto_ties": sum(1 for v in votes if v.auto),
-        "leaderboard": leaderboard_for(session, sweep_id=sweep_id, by=by, rounds=rounds, seed=seed),
-        "pairs": ranking.pair_table(votes),
-        "position_bias": ranking.position_bias(votes),
-        "agreement": ranking.rater_agreement(votes),
-    }

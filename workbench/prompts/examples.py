@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from workbench import config, datasets, prompts
-from workbench.prompt_files import load_prompt_file
+from workbench import config, datasets
+from workbench.prompts.files import load_prompt_file
+from workbench.prompts.store import store
 
 
 def load_examples(session: Session) -> list[str]:
@@ -15,8 +16,8 @@ def load_examples(session: Session) -> list[str]:
     for path in sorted((root / "prompts").glob("*.yaml")):
         pf = load_prompt_file(path)
         name = pf.name or path.stem
-        if prompts.get_prompt(session, name) is None:
-            prompts.save_version(
+        if store.get_prompt(session, name) is None:
+            store.save_version(
                 session,
                 prompt_name=name,
                 messages=pf.messages,

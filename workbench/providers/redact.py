@@ -20,7 +20,7 @@ def secret_values() -> list[str]:
     """Values of environment variables that hold keys (by name, or named as api_key_env of a model)."""
     names = {k for k in os.environ if _SECRET_NAME_RE.search(k)}
     try:
-        from workbench.catalog import PROVIDER_KEY_ENV, load_models_file
+        from workbench.providers.catalog import PROVIDER_KEY_ENV, load_models_file
 
         names.update(PROVIDER_KEY_ENV.values())
         names.update(m.api_key_env for m in load_models_file() if m.api_key_env)

@@ -18,8 +18,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from workbench import config
-from workbench.catalog import ModelEntry, get_model
 from workbench.errors import ProviderError
+from workbench.providers.catalog import ModelEntry, get_model
 
 DEFAULT_TIMEOUT_S = 120.0
 FATAL_STATUS = {400: "bad_request", 401: "auth", 403: "auth", 404: "not_found", 422: "bad_request"}
@@ -49,7 +49,7 @@ def ensure_litellm() -> Any:
             config.apply_offline_env()
             import litellm
 
-            from workbench.local_provider import LocalProvider
+            from workbench.providers.local.provider import LocalProvider
 
             litellm.telemetry = False
             litellm.suppress_debug_info = True
@@ -202,7 +202,7 @@ def _fatal_message(status: int, message: str) -> str:
 
 
 def _short(message: str, limit: int = 500) -> str:
-    from workbench.redact import scrub
+    from workbench.providers.redact import scrub
 
     # Provider errors can echo a key (some put it in the URL); it must not reach the database.
     message = scrub(" ".join(message.split()))

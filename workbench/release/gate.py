@@ -13,10 +13,10 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from workbench import prompts
 from workbench.db import session_scope
 from workbench.errors import ValidationError
 from workbench.models import Prompt, Run
+from workbench.prompts.store import store
 
 DEFAULT_MAX_REGRESSION = 0.02
 
@@ -58,7 +58,7 @@ class GateSpec:
             raise ValidationError("--max-cost cannot be negative.")
         if self.min_score is not None and self.min_score < 0:
             raise ValidationError("--min-score cannot be negative.")
-        if self.promote and not prompts.VersionRef.parse(self.baseline).label:
+        if self.promote and not store.VersionRef.parse(self.baseline).label:
             raise ValidationError(
                 f"--promote moves the baseline's label, but '{self.baseline}' names no label: "
                 "give the baseline as NAME:label (for example NAME:production)."
@@ -135,10 +135,10 @@ def run_gate(spec: GateSpec, *, executor_options: Any = None) -> GateResult:
 
     spec.check()
     with session_scope() as s:
-        cand = prompts.resolve(s, spec.candidate)
-        base = prompts.resolve(s, spec.baseline)
-        cand_name = prompts.resolve_name(s, cand)
-        base_name = prompts.resolve_name(s, base)
+        cand = store.resolve(s, spec.candidate)
+        base = store.resolve(s, spec.baseline)
+        cand_name = store.resolve_name(s, cand)
+        base_name = store.resolve_name(s, base)
         if spec.promote and cand.prompt_id != base.prompt_id:
             raise ValidationError(
                 f"--promote moves a label within one prompt; {cand_name} and {base_name} belong to "
@@ -245,17 +245,17 @@ def run_gate(spec: GateSpec, *, executor_options: Any = None) -> GateResult:
     if result.passed and spec.promote and cand_id == base_id:
         result.notes.append("Nothing to promote: the label already points at the candidate.")
     elif result.passed and spec.promote:
-        label = prompts.VersionRef.parse(spec.baseline).label
+        label = store.VersionRef.parse(spec.baseline).label
         with session_scope() as s:
-            prompts.set_label(s, version_id=cand_id, label=label, actor="gate")
-            prompt = s.get(Prompt, s.get(prompts.PromptVersion, cand_id).prompt_id)
+            store.set_label(s, version_id=cand_id, label=label, actor="gate")
+            prompt = s.get(Prompt, s.get(store.PromptVersion, cand_id).prompt_id)
         result.promoted = f"{prompt.name}:{label} -> {cand_name}"
     return result
 
 
 def render_table(result: GateResult) -> str:
     """The verdict as a short plain-text table with the reasons under it."""
-    from workbench.textout import table
+    from workbench.cli.table import table
 
     def num(v: float | None, fmt: str = ".3f") -> str:
         return "-" if v is None else format(v, fmt)

@@ -34,7 +34,7 @@ def cmd_export_versions(args: argparse.Namespace) -> int:
     """Export versions (all, or filtered by prompt / label / winners of a sweep)."""
     from workbench.cli import _ensure_db
     from workbench.db import session_scope
-    from workbench.export import Selection, export_versions
+    from workbench.release.export import Selection, export_versions
 
     _ensure_db()
     selection = Selection(prompts=_names(args.prompt), label=args.label, winners=args.winners)
@@ -48,7 +48,7 @@ def cmd_export_runs(args: argparse.Namespace) -> int:
     """Export a sweep's cells, one row per cell."""
     from workbench.cli import _ensure_db
     from workbench.db import session_scope
-    from workbench.export import export_runs
+    from workbench.release.export import export_runs
 
     _ensure_db()
     with session_scope() as s:
@@ -61,7 +61,7 @@ def cmd_export_ratings(args: argparse.Namespace) -> int:
     """Export a sweep's votes, one row per vote."""
     from workbench.cli import _ensure_db
     from workbench.db import session_scope
-    from workbench.export import export_ratings
+    from workbench.release.export import export_ratings
 
     _ensure_db()
     with session_scope() as s:
@@ -75,7 +75,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from workbench.cli import _ensure_db
     from workbench.db import session_scope
     from workbench.errors import ImportFileError
-    from workbench.importer import import_file
+    from workbench.release.imports import import_file
 
     path = Path(args.file)
     try:
@@ -98,7 +98,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     """Compare a candidate with a baseline on a dataset; exit 0 when it holds up, 1 when it regresses."""
     from workbench.cli import _ensure_db
     from workbench.errors import ValidationError
-    from workbench.gate import GateSpec, render_table, run_gate
+    from workbench.release.gate import GateSpec, render_table, run_gate
 
     missing = [
         flag

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from workbench import config
-from workbench.catalog import LOCAL_MODELS, LocalModelSpec
 from workbench.errors import ModelUnavailableError
+from workbench.providers.catalog import LOCAL_MODELS, LocalModelSpec
 
 DEFAULT_MAX_TOKENS = 256
 N_CTX = 2048

@@ -22,10 +22,10 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from workbench import prompts, templates
 from workbench.errors import ImportFileError, WorkbenchError
-from workbench.export import SCHEMA_VERSION, load_schema
 from workbench.models import Label, Prompt, PromptVersion
+from workbench.prompts.store import store, templates
+from workbench.release.export import SCHEMA_VERSION, load_schema
 
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
 
@@ -145,7 +145,7 @@ def validate_document(doc: Any) -> None:
             )
         seen[key] = i
         try:
-            prompts.check_name(rec["prompt"])
+            store.check_name(rec["prompt"])
         except WorkbenchError as exc:
             raise ImportSchemaError(str(exc), path=f"$.versions[{i}].prompt") from None
         for j, msg in enumerate(rec["messages"]):
@@ -154,11 +154,11 @@ def validate_document(doc: Any) -> None:
             except WorkbenchError as exc:
                 raise ImportSchemaError(str(exc), path=f"$.versions[{i}].messages[{j}].content") from None
         try:
-            prompts.check_params(rec["params"])
+            store.check_params(rec["params"])
         except (WorkbenchError, TypeError, ValueError) as exc:
             raise ImportSchemaError(str(exc), path=f"$.versions[{i}].params") from None
         for k, label in enumerate(rec["labels"]):
-            if not prompts.LABEL_RE.match(label):
+            if not store.LABEL_RE.match(label):
                 raise ImportSchemaError(
                     f"label '{label}' is not allowed.", path=f"$.versions[{i}].labels[{k}]"
                 )
@@ -199,12 +199,12 @@ def _apply(session: Session, doc: dict[str, Any], result: ImportResult) -> None:
     pending_labels: list[tuple[str, str, int, int]] = []
     for index, rec in records:
         name = rec["prompt"]
-        prompt = prompts.get_prompt(session, name)
+        prompt = store.get_prompt(session, name)
         if prompt is None:
-            prompt = prompts.create_prompt(session, name=name, description=rec.get("prompt_description", ""))
+            prompt = store.create_prompt(session, name=name, description=rec.get("prompt_description", ""))
             result.created_prompts.append(name)
         msgs = templates.check_messages(rec["messages"])
-        params = prompts.check_params(rec["params"])
+        params = store.check_params(rec["params"])
         digest = templates.content_hash(msgs, params)
         if digest != rec["content_hash"]:
             result.warnings.append(
@@ -266,7 +266,7 @@ def _parent_id(session: Session, rec: dict[str, Any], mapped: dict[tuple[str, st
     hit = mapped.get((parent["prompt"], parent["content_hash"]))
     if hit is not None:
         return hit
-    prompt = prompts.get_prompt(session, parent["prompt"])
+    prompt = store.get_prompt(session, parent["prompt"])
     if prompt is None:
         return None
     for col_ in (PromptVersion.content_hash, PromptVersion.original_hash):
@@ -287,9 +287,9 @@ def _add_version(
     digest: str,
     parent_id: int | None,
 ) -> PromptVersion:
-    # Not prompts.save_version: an imported version's parent is what the file says (or none),
+    # Not store.save_version: an imported version's parent is what the file says (or none),
     # never "the latest version here".
-    latest = prompts.latest_version(session, prompt.id)
+    latest = store.latest_version(session, prompt.id)
     version = PromptVersion(
         prompt_id=prompt.id,
         number=(latest.number + 1) if latest else 1,
@@ -311,11 +311,11 @@ def _add_version(
 def _import_label(
     session: Session, result: ImportResult, name: str, label: str, version_id: int, file_version: int
 ) -> None:
-    prompt = prompts.get_prompt(session, name)
+    prompt = store.get_prompt(session, name)
     row = session.exec(select(Label).where(Label.prompt_id == prompt.id, Label.name == label)).first()
     target = session.get(PromptVersion, version_id)
     if row is None:
-        prompts.set_label(session, version_id=version_id, label=label, actor="import")
+        store.set_label(session, version_id=version_id, label=label, actor="import")
         result.labels_set.append({"prompt": name, "label": label, "number": target.number})
     elif row.version_id != version_id:
         current = session.get(PromptVersion, row.version_id)

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from workbench import templates
 from workbench.errors import ValidationError, WorkbenchError
+from workbench.prompts.store import templates
 
 
 @dataclass(frozen=True)

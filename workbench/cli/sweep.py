@@ -152,7 +152,7 @@ def _summary_payload(sweep_id: int) -> dict[str, Any]:
 
 
 def _print_summary(payload: dict[str, Any]) -> None:
-    from workbench.textout import table
+    from workbench.cli.table import table
 
     p = payload["sweep"]
     print(
@@ -264,9 +264,9 @@ def cmd_sweep_show(args: argparse.Namespace) -> int:
 def cmd_sweep_list(args: argparse.Namespace) -> int:
     """List recent sweeps."""
     from workbench.cli import _ensure_db
+    from workbench.cli.table import table
     from workbench.db import session_scope
     from workbench.sweeps.summary import list_sweeps
-    from workbench.textout import table
 
     _ensure_db()
     with session_scope() as s:

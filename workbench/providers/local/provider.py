@@ -1,6 +1,6 @@
-"""LiteLLM custom provider `local/...` backed by `workbench.local_llm` (llama.cpp in-process).
+"""LiteLLM custom provider `local/...` backed by `workbench.providers.local.gguf` (llama.cpp in-process).
 
-Registered by `workbench.completion.ensure_litellm()`. Generation runs in a worker thread; the
+Registered by `workbench.providers.completion.ensure_litellm()`. Generation runs in a worker thread; the
 async paths hand chunks to the event loop through a queue so the loop never blocks on llama.cpp.
 """
 
@@ -18,7 +18,7 @@ from litellm.llms.custom_llm import CustomLLMError
 from litellm.types.utils import GenericStreamingChunk, ModelResponse
 
 from workbench.errors import ModelUnavailableError
-from workbench.local_llm import ContextLengthExceeded, Generation, get_local_model
+from workbench.providers.local.gguf import ContextLengthExceeded, Generation, get_local_model
 
 SUPPORTED = ("max_tokens", "temperature", "top_p", "stop", "seed")
 

@@ -52,7 +52,7 @@ def _print_json(data: Any) -> None:
 def cmd_init(args: argparse.Namespace) -> int:
     from workbench import config
     from workbench.db import migrate
-    from workbench.examples import load_examples
+    from workbench.prompts.examples import load_examples
 
     revision = migrate()
     print(f"Database ready at {config.database_url()} (schema {revision}).")
@@ -64,13 +64,13 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from workbench.catalog import list_models
+    from workbench.providers.catalog import list_models
 
     models = list_models()
     if args.json:
         _print_json([m.public_dict() for m in models])
         return 0
-    from workbench.textout import table
+    from workbench.cli.table import table
 
     rows = [
         (
@@ -94,14 +94,14 @@ def _price(m: Any) -> str:
 
 
 def cmd_prompt_add(args: argparse.Namespace) -> int:
-    from workbench import prompts
-    from workbench.prompt_files import load_prompt_file
+    from workbench.prompts.files import load_prompt_file
+    from workbench.prompts.store import store
 
     _ensure_db()
     pf = load_prompt_file(Path(args.file))
     name = args.name or pf.name
     with _session() as s:
-        version, created = prompts.save_version(
+        version, created = store.save_version(
             s, prompt_name=name, messages=pf.messages, params=pf.params, note=args.note or pf.note
         )
         ref = f"{name}@{version.number}"
@@ -113,18 +113,18 @@ def cmd_prompt_add(args: argparse.Namespace) -> int:
 
 
 def cmd_prompt_list(args: argparse.Namespace) -> int:
-    from workbench import prompts
+    from workbench.prompts.store import store
 
     _ensure_db()
     with _session() as s:
-        counts = prompts.version_counts(s)
+        counts = store.version_counts(s)
         rows = []
-        for p in prompts.list_prompts(s):
-            latest = prompts.latest_version(s, p.id)
+        for p in store.list_prompts(s):
+            latest = store.latest_version(s, p.id)
             labels = (
                 ", ".join(
                     f"{lb.name}->@{s.get(type(latest), lb.version_id).number}"
-                    for lb in prompts.labels_of(s, p.id)
+                    for lb in store.labels_of(s, p.id)
                 )
                 if latest
                 else ""
@@ -141,7 +141,7 @@ def cmd_prompt_list(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(rows)
         return 0
-    from workbench.textout import table
+    from workbench.cli.table import table
 
     if not rows:
         print("No prompts yet. Add one: python -m workbench prompt add NAME --file prompt.yaml")
@@ -156,14 +156,14 @@ def cmd_prompt_list(args: argparse.Namespace) -> int:
 
 
 def cmd_prompt_show(args: argparse.Namespace) -> int:
-    from workbench import prompts
+    from workbench.prompts.store import store
 
     _ensure_db()
     with _session() as s:
-        v = prompts.resolve(s, args.ref)
-        prompt = s.get(prompts.Prompt, v.prompt_id)
-        labels = prompts.labels_by_version(s, v.prompt_id).get(v.id, [])
-        parent = s.get(prompts.PromptVersion, v.parent_id) if v.parent_id else None
+        v = store.resolve(s, args.ref)
+        prompt = s.get(store.Prompt, v.prompt_id)
+        labels = store.labels_by_version(s, v.prompt_id).get(v.id, [])
+        parent = s.get(store.PromptVersion, v.parent_id) if v.parent_id else None
         data = {
             "prompt": prompt.name,
             "version": v.number,
@@ -178,9 +178,9 @@ def cmd_prompt_show(args: argparse.Namespace) -> int:
             "created_at": v.created_at.isoformat(),
         }
         if args.diff is not None:
-            from workbench.diff import unified
+            from workbench.prompts.diff import unified
 
-            other = prompts.resolve(s, f"{prompt.name}@{args.diff}")
+            other = store.resolve(s, f"{prompt.name}@{args.diff}")
             diff_text = unified(
                 other, v, a_name=f"{prompt.name}@{other.number}", b_name=f"{prompt.name}@{v.number}"
             )
@@ -205,25 +205,25 @@ def cmd_prompt_show(args: argparse.Namespace) -> int:
 
 
 def cmd_prompt_label(args: argparse.Namespace) -> int:
-    from workbench import prompts
+    from workbench.prompts.store import store
 
     _ensure_db()
     with _session() as s:
-        v = prompts.resolve(s, args.ref)
-        prompt = s.get(prompts.Prompt, v.prompt_id)
-        prompts.set_label(s, version_id=v.id, label=args.label, actor=args.actor or "cli")
+        v = store.resolve(s, args.ref)
+        prompt = s.get(store.Prompt, v.prompt_id)
+        store.set_label(s, version_id=v.id, label=args.label, actor=args.actor or "cli")
     print(f"{prompt.name}:{args.label} -> version {v.number}")
     return 0
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from workbench import prompts
+    from workbench.prompts.store import store
 
     _ensure_db()
     variables = _parse_vars(args.var)
     with _session() as s:
-        v = prompts.resolve(s, args.ref)
-    rendered = prompts.render_version(v, variables)
+        v = store.resolve(s, args.ref)
+    rendered = store.render_version(v, variables)
     if args.json:
         _print_json(rendered)
     else:
@@ -234,16 +234,16 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_complete(args: argparse.Namespace) -> int:
-    from workbench import prompts
-    from workbench.catalog import require_callable
-    from workbench.completion import complete
+    from workbench.prompts.store import store
+    from workbench.providers.catalog import require_callable
+    from workbench.providers.completion import complete
 
     entry = require_callable(args.model)
     if args.prompt:
         _ensure_db()
         with _session() as s:
-            v = prompts.resolve(s, args.prompt)
-        messages = prompts.render_version(v, _parse_vars(args.var))
+            v = store.resolve(s, args.prompt)
+        messages = store.render_version(v, _parse_vars(args.var))
         params = {k: val for k, val in v.params.items() if k != "model"}
     elif args.message:
         messages = [{"role": "user", "content": args.message}]
@@ -312,7 +312,7 @@ def cmd_dataset_list(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(rows)
         return 0
-    from workbench.textout import table
+    from workbench.cli.table import table
 
     if not rows:
         print("No datasets yet. Import one: python -m workbench dataset import NAME FILE.csv")
@@ -336,7 +336,7 @@ def cmd_dataset_show(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(rows)
         return 0
-    from workbench.textout import table
+    from workbench.cli.table import table
 
     shown = rows[: args.limit]
     print(
@@ -431,18 +431,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_dataset_show)
     ds.set_defaults(func=lambda a: _help(ds))
 
-    from workbench import cli_sweep
+    from workbench.cli import sweep
 
-    cli_sweep.add_commands(sub)
-    from workbench import cli_ratings
+    sweep.add_commands(sub)
+    from workbench.cli import ratings
 
-    cli_ratings.add_commands(sub)
-    from workbench import cli_export
+    ratings.add_commands(sub)
+    from workbench.cli import release
 
-    cli_export.add_commands(sub)
-    from workbench import cli_optimize
+    release.add_commands(sub)
+    from workbench.cli import optimize
 
-    cli_optimize.add_commands(sub)
+    optimize.add_commands(sub)
     return p
 
 

@@ -116,9 +116,9 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
 
 def _save(optimization_id: int, *, force: bool, rescore: bool, quiet: bool = False) -> dict[str, Any] | None:
-    from workbench import prompts
     from workbench.db import session_scope
     from workbench.optimize.results import proposal_of, require_optimization, save_result
+    from workbench.prompts.store import store
 
     with session_scope() as s:
         row = require_optimization(s, optimization_id)
@@ -128,7 +128,7 @@ def _save(optimization_id: int, *, force: bool, rescore: bool, quiet: bool = Fal
                 print(f"Not saved: {prop.reason}")
             return None
         version, created = save_result(s, optimization_id=optimization_id, force=force)
-        ref = prompts.resolve_name(s, version)
+        ref = store.resolve_name(s, version)
     if not quiet:
         print(f"Saved {ref} (source dspy)." if created else f"Identical to {ref}; linked it.")
     out: dict[str, Any] = {"version": ref, "created": created}
@@ -174,9 +174,9 @@ def _summary(optimization_id: int) -> dict[str, Any]:
 
 
 def _show(optimization_id: int, *, diff: bool) -> None:
+    from workbench.cli.table import table
     from workbench.db import session_scope
     from workbench.optimize.results import diff_text, require_optimization
-    from workbench.textout import table
 
     data = _summary(optimization_id)
     print(
@@ -228,9 +228,9 @@ def cmd_optimize_show(args: argparse.Namespace) -> int:
 
 
 def cmd_optimize_list(args: argparse.Namespace) -> int:
+    from workbench.cli.table import table
     from workbench.db import migrate, session_scope
     from workbench.optimize.results import list_optimizations
-    from workbench.textout import table
 
     migrate()
     with session_scope() as s:

@@ -42,7 +42,7 @@ def _report_payload(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def _print_report(payload: dict[str, Any]) -> None:
-    from workbench.textout import table
+    from workbench.cli.table import table
 
     print(
         f"Sweep {payload['sweep_id']} by {payload['by']}: {payload['votes']} votes"
@@ -107,7 +107,7 @@ def cmd_ratings(args: argparse.Namespace) -> int:
     from workbench.cli import _ensure_db
     from workbench.db import session_scope
     from workbench.errors import ValidationError
-    from workbench.ratings import ranking_report
+    from workbench.rating.leaderboard import ranking_report
 
     if args.rounds < 1:
         raise ValidationError("--rounds must be at least 1.")
@@ -127,7 +127,7 @@ def cmd_ratings_export(args: argparse.Namespace) -> int:
     from workbench.cli import _ensure_db
     from workbench.db import session_scope
     from workbench.errors import ValidationError
-    from workbench.ratings_export import export_ratings, render_export
+    from workbench.release.ratings_export import export_ratings, render_export
 
     _ensure_db()
     with session_scope() as s:
