@@ -1,7 +1,11 @@
 """Typed errors of the workbench core.
 
-Every error a user can cause or meet carries a message that says what went wrong and what to do.
-The UI (`workbench/ui/errors.py`) and the CLI render them in one place each.
+Every error a user can cause or meet carries a message that says what went wrong, in the words of
+the domain (a prompt, a metric, a sweep), never in the words of one adapter: no command-line flag,
+no widget. An error about one setting names it in `field` (a core name such as "regex",
+"judge_model", "variables", "sweep"); each adapter turns that into its own advice, the CLI as a
+flag (`workbench/cli/common.py: hint_for`), the UI as the widget to change
+(`workbench/ui/common.py: show_error`).
 """
 
 from __future__ import annotations
@@ -10,9 +14,21 @@ from __future__ import annotations
 class WorkbenchError(Exception):
     """Base class: an error whose message is shown to the user as is."""
 
+    def __init__(self, message: str = "", *, field: str | None = None):
+        super().__init__(message)
+        self.field = field  # the setting the error is about, in core words (see the module doc)
+
 
 class NotFoundError(WorkbenchError):
     """A prompt, version, label, dataset, sweep or model that does not exist."""
+
+
+class SweepNotFoundError(NotFoundError):
+    """No sweep has this id (raised only by `sweeps.plan.require_sweep`)."""
+
+    def __init__(self, sweep_id: int):
+        super().__init__(f"No sweep with id {sweep_id}.", field="sweep")
+        self.sweep_id = sweep_id
 
 
 class TemplateError(WorkbenchError):
@@ -37,7 +53,7 @@ class TemplateError(WorkbenchError):
         if column is not None:
             where.append(f"column {column}")
         prefix = f"Template error ({', '.join(where)}): " if where else "Template error: "
-        super().__init__(prefix + message)
+        super().__init__(prefix + message, field="template")
         self.detail = message
 
 
@@ -48,8 +64,9 @@ class MissingVariableError(WorkbenchError):
         self.name = name
         where = f" {context}" if context else ""
         super().__init__(
-            f"Missing variable '{name}'{where}: give it a value (for example --var {name}=...) "
-            f"or add a '{name}' column to the dataset."
+            f"Missing variable '{name}'{where}: the template uses it, but no value was given "
+            f"and the dataset has no '{name}' column.",
+            field="variables",
         )
 
 
@@ -86,7 +103,7 @@ class ProviderError(WorkbenchError):
         retry_after: float | None = None,
         request_id: str | None = None,
     ):
-        super().__init__(message)
+        super().__init__(message, field="model")
         self.kind = kind
         self.transient = transient
         self.status_code = status_code

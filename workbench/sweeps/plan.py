@@ -398,12 +398,12 @@ def create_sweep(session: Session, spec: SweepSpec) -> tuple[Sweep, PlanSummary]
 
 
 def require_sweep(session: Session, sweep_id: int) -> Sweep:
-    """The sweep with this id, or NotFoundError."""
-    from workbench.errors import NotFoundError
+    """The sweep with this id, or SweepNotFoundError (the one place that raises it)."""
+    from workbench.errors import SweepNotFoundError
 
     sweep = session.get(Sweep, sweep_id)
     if sweep is None:
-        raise NotFoundError(f"No sweep with id {sweep_id}. List them with: python -m workbench sweep list")
+        raise SweepNotFoundError(sweep_id)
     return sweep
 
 
