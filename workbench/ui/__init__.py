@@ -1,1 +1,15 @@
-"""The Streamlit layer: the only package (with app.py and pages/) that imports streamlit."""
+"""The Streamlit layer: the only package (with app.py and pages/) that imports streamlit.
+
+Each page in pages/ is a five-line shim that calls `render()` of its module here.
+
+- `common`: page set-up (config, migrations, background runner) and the one error boundary.
+- `background`: the process-wide runner that executes sweeps and optimizations off the script thread.
+- `home`: what is in the database, which models work now, a quick start.
+- `prompts`: edit messages, preview, save versions, diff, labels.
+- `datasets`: import, edit and export datasets.
+- `run`: build a sweep, see its size and cost, watch it run, cancel or resume it.
+- `compare`: outputs side by side, the per-column summary and the charts.
+- `rate`: blind A/B votes and the leaderboard they give.
+- `optimize`: plan, run and save a DSPy optimization.
+- `export`: download versions, runs and ratings; import an export.
+"""
