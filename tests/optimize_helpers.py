@@ -8,7 +8,7 @@ from workbench import datasets
 from workbench.db import migrate, session_scope
 from workbench.optimize.run import OptimizeSpec, create_optimization
 from workbench.optimize.worker import run_optimization
-from workbench.prompts.store import store
+from workbench.prompts import store
 
 COUNTRIES = [
     ("France", "Paris"),

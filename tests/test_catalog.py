@@ -1,9 +1,12 @@
 """The model list: local models always, models.toml entries with keys by name."""
 
+import dataclasses
+
 import pytest
 
 from workbench.errors import ModelUnavailableError, ValidationError
 from workbench.providers import catalog
+from workbench.providers.local.specs import LOCAL_MODELS
 
 TOML = """
 [[model]]
@@ -33,6 +36,14 @@ def test_local_models_are_always_listed_first(models_file):
     assert ids[:2] == ["local/smollm2-135m-instruct", "local/gemma-3-270m"]
     local = catalog.get_model("local/gemma-3-270m")
     assert local.available and not local.chat and local.max_concurrency == 1
+
+
+def test_a_model_added_to_the_local_registry_is_listed_and_callable(models_file, monkeypatch):
+    tiny = dataclasses.replace(LOCAL_MODELS["local/smollm2-135m-instruct"], id="local/tiny", chat=False)
+    monkeypatch.setitem(LOCAL_MODELS, tiny.id, tiny)
+    assert "local/tiny" in [m.id for m in catalog.list_models()]
+    entry = catalog.require_callable("local/tiny")
+    assert entry.kind == "local" and not entry.chat and entry.input_price_per_million == 0.0
 
 
 def test_cloud_model_needs_its_key(models_file, monkeypatch):

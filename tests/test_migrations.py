@@ -68,7 +68,7 @@ def test_upgrade_keeps_the_data_of_an_older_schema(db_url):
     from alembic import command
 
     from workbench.db import alembic_config, session_scope
-    from workbench.prompts.store import store
+    from workbench.prompts import store
 
     engine = get_engine(db_url)
     cfg = alembic_config(db_url)

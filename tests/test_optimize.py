@@ -8,11 +8,11 @@ from sqlmodel import select
 
 from tests.optimize_helpers import FAKE, answer, optimize, setup
 from workbench.db import session_scope
-from workbench.errors import ValidationError
+from workbench.errors import NotFoundError, ValidationError
 from workbench.models import Optimization, PromptVersion
-from workbench.optimize.results import proposal_of, request_cancel, rescore, save_result
+from workbench.optimize.results import proposal_of, request_cancel, require_optimization, rescore, save_result
 from workbench.optimize.run import OptimizeSpec, plan_optimization
-from workbench.prompts.store import store
+from workbench.prompts import store
 
 
 @pytest.fixture
@@ -68,8 +68,15 @@ def test_call_cap_is_never_exceeded_and_stops_the_optimizer(env):
 
 
 def test_a_cap_below_two_validation_passes_is_refused(env):
-    with session_scope() as s, pytest.raises(ValidationError, match="too low"):
+    with session_scope() as s, pytest.raises(ValidationError, match="too low") as err:
         plan_optimization(s, OptimizeSpec(prompt="cap", dataset="caps", model=FAKE, max_calls=3))
+    assert err.value.field == "max_calls" and "--" not in str(err.value)
+
+
+def test_an_unknown_optimization_is_not_found(env):
+    with session_scope() as s, pytest.raises(NotFoundError, match="No optimization with id 999") as err:
+        require_optimization(s, 999)
+    assert err.value.field == "optimization"
 
 
 def test_estimate_and_default_cap(env):

@@ -9,8 +9,8 @@ from workbench.models import Optimization, PromptVersion
 from workbench.optimize.results import proposal_of, rescore, save_result
 from workbench.optimize.run import OptimizeSpec, create_optimization
 from workbench.optimize.worker import run_optimization
+from workbench.prompts import store
 from workbench.prompts.examples import load_examples
-from workbench.prompts.store import store
 
 pytestmark = pytest.mark.local_model
 

@@ -3,7 +3,8 @@
 import pytest
 
 from workbench.errors import ValidationError
-from workbench.optimize.metrics import MetricSpec, first_number, make_metric, score
+from workbench.optimize.metrics import SWEEP_SCORER, MetricSpec, first_number, make_metric, score
+from workbench.sweeps.scoring import score_output
 
 
 @pytest.mark.parametrize(
@@ -51,6 +52,32 @@ def test_invalid_specs_say_what_to_do():
         MetricSpec("regex", regex="(")
 
 
+def test_a_missing_setting_is_named_in_domain_words():
+    for spec, field in ((dict(name="regex"), "regex"), (dict(name="judge"), "judge_model")):
+        with pytest.raises(ValidationError) as err:
+            MetricSpec(**spec)
+        assert err.value.field == field and "--" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("spec", "output", "expected"),
+    [
+        (MetricSpec("exact"), "Paris\n", "Paris"),
+        (MetricSpec("normalized_exact"), " paris. ", "Paris"),
+        (MetricSpec("contains"), "It is PARIS!", "Paris"),
+        (MetricSpec("contains"), "London", "Paris"),
+        (MetricSpec("regex", regex=r"^\d+$"), "12", "x"),
+    ],
+)
+def test_the_sweep_scorer_gives_the_same_number(spec, output, expected):
+    [(name, value, _detail)] = score_output(spec.scoring_config(), output, expected)
+    assert name == SWEEP_SCORER[spec.name].name and value == score(spec, output, expected, {})
+
+
+def test_every_sweep_scorer_is_higher_is_better_as_dspy_maximises():
+    assert all(m.can_pick_winner for m in SWEEP_SCORER.values())
+
+
 def test_metric_returns_a_float_and_feedback_only_for_gepa():
     from workbench.optimize.adapter import dspy
 
@@ -68,7 +95,7 @@ def test_truthy_prediction_trap_is_avoided(tmp_path, monkeypatch, fake_server):
     from workbench.db import session_scope
     from workbench.optimize.adapter import WorkbenchAdapter, dspy, make_program, make_shape, predictor_of
     from workbench.optimize.engine import CallBudget, make_lm
-    from workbench.prompts.store import store
+    from workbench.prompts import store
 
     setup(tmp_path, monkeypatch, fake_server)  # every reply is an echo: always wrong
     with session_scope() as s:

@@ -3,7 +3,7 @@
 import pytest
 
 from workbench.errors import NotFoundError, TemplateError, ValidationError
-from workbench.prompts.store import diff, store
+from workbench.prompts import diff, store
 
 V1 = [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Q: {{ question }}"}]
 V2 = [{"role": "system", "content": "Be terse and kind."}, {"role": "user", "content": "Q: {{ question }}"}]

@@ -7,16 +7,16 @@ import math
 import random
 
 import pytest
-from sqlmodel import select
+from sqlmodel import delete, select
 
 from tests.fakeserver import Reply
 from tests.sweep_helpers import FAKE, FAKE2, plan, run, seed, write_models_file
 from workbench.db import migrate, session_scope
-from workbench.errors import ValidationError
+from workbench.errors import NotFoundError, ValidationError
 from workbench.models import Rating, Run
-from workbench.prompts.store import store
+from workbench.prompts import store
 from workbench.rating import entries, leaderboard, pairs, ranking
-from workbench.release import ratings_export
+from workbench.release import export
 from workbench.sweeps.summary import runs_frame
 
 V2_TEMPLATE = "Answer: {{ marker }} {{ text }}"
@@ -311,8 +311,10 @@ def test_export_rows_and_csv_neutralises_formulas(env):
         pair = pairs.next_pair(s, sweep_id=sweep_id, by="version", rater="=cmd", rng=random.Random(0))
         pairs.record_vote(s, pair=pair, verdict_side="left", rater="=cmd", comment="+SUM(A1:A9)")
     with session_scope() as s:
-        rows = ratings_export.export_ratings(s, sweep_id=sweep_id)
-        assert ratings_export.export_ratings(s) == rows  # one sweep in the database
+        rows = export.ratings_rows(s, sweep_id=sweep_id)
+        assert export.ratings_rows(s) == rows  # one sweep in the database
+        text_csv = export.export_ratings(s, sweep_id=sweep_id, fmt="csv")
+        doc = json.loads(export.export_ratings(s, fmt="json"))  # every sweep: no sweep header
     auto, human = rows
     assert auto["auto"] is True and auto["rater"] == "auto" and auto["verdict"] == "tie"
     assert auto["winner_run_id"] is None and auto["created_at"].endswith("+00:00")
@@ -325,13 +327,40 @@ def test_export_rows_and_csv_neutralises_formulas(env):
     assert human["shown_left"] == ("a" if pair.left_run_id == pair.run_a_id else "b")
     assert human["winner_run_id"] == pair.left_run_id
     assert (human["version_a"], human["version_b"], human["model_a"]) == ("echo@1", "echo@2", FAKE)
-    assert list(human) == ratings_export.EXPORT_COLUMNS
-    parsed = list(csv.DictReader(io.StringIO(ratings_export.ratings_csv(rows))))
+    assert list(human) == export.RATING_COLUMNS
+    parsed = list(csv.DictReader(io.StringIO(text_csv)))
+    assert list(parsed[0]) == export.RATING_COLUMNS
     assert parsed[1]["rater"] == "'=cmd" and parsed[1]["comment"] == "'+SUM(A1:A9)"
-    assert json.loads(ratings_export.render_export(rows, "json"))[1]["comment"] == "+SUM(A1:A9)"
-    assert ratings_export.ratings_csv([]).strip() == ",".join(ratings_export.EXPORT_COLUMNS)
+    assert doc["ratings"] == rows and "sweep" not in doc
+    assert [v["version"] for v in doc["versions"]] == [1, 2]  # the rated versions travel with the votes
     with pytest.raises(ValidationError, match="csv or json"):
-        ratings_export.render_export(rows, "xml")
+        export.export_ratings(s, sweep_id=sweep_id, fmt="xml")
+
+
+def test_ratings_export_has_a_header_without_votes_and_refuses_an_unknown_sweep(env):
+    sweep_id = version_sweep(max_rows=1)
+    with session_scope() as s:
+        s.exec(delete(Rating))  # the automatic ties of identical outputs, too
+    with session_scope() as s:
+        header = export.export_ratings(s, sweep_id=sweep_id, fmt="csv").strip()
+        assert header == ",".join(export.RATING_COLUMNS)
+        assert json.loads(export.export_ratings(s, fmt="json"))["ratings"] == []
+        with pytest.raises(NotFoundError, match="No sweep with id 999"):
+            export.ratings_rows(s, sweep_id=999)
+
+
+def test_ratings_export_redacts_api_keys(env, monkeypatch):
+    secret = "sk-live-0123456789abcdef"
+    monkeypatch.setenv("SOME_PROVIDER_API_KEY", secret)
+    sweep_id = version_sweep(max_rows=2)
+    with session_scope() as s:
+        pair = pairs.next_pair(s, sweep_id=sweep_id, by="version", rater="ann", rng=random.Random(0))
+        pairs.record_vote(s, pair=pair, verdict_side="tie", rater="ann", comment=f"key was {secret}")
+    with session_scope() as s:
+        texts = [export.export_ratings(s, sweep_id=sweep_id, fmt=f) for f in ("csv", "json")]
+        texts.append(json.dumps(export.ratings_rows(s)))
+    for text in texts:
+        assert secret not in text and "key was [redacted]" in text
 
 
 def test_degenerate_numbers_stay_finite(env):

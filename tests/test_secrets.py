@@ -7,7 +7,7 @@ from tests.sweep_helpers import write_models_file
 from tests.test_export import sweep_two_versions, vote_for
 from tests.test_gate import wb
 from workbench.db import migrate, session_scope
-from workbench.prompts.store import store
+from workbench.prompts import store
 
 PLANTED = "sk-planted-SECRET"
 OPENAI_KEY = f"{PLANTED}-openai-0123456789"

@@ -3,7 +3,7 @@
 import pytest
 
 from workbench.errors import MissingVariableError, SandboxError, TemplateError, ValidationError
-from workbench.prompts.store import templates
+from workbench.prompts import templates
 
 
 def test_render_messages_substitutes_variables():

@@ -354,15 +354,17 @@ def export_rows(session: Session, dataset_id: int) -> list[dict[str, Any]]:
     return [{**ex.inputs, "expected": ex.expected} for ex in examples_of(session, dataset_id)]
 
 
-def to_csv(rows: list[dict[str, Any]]) -> str:
-    """CSV text of flat rows; cells a spreadsheet would run as a formula are neutralised."""
-    columns: list[str] = []
+def to_csv(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+    """CSV text of flat rows; cells a spreadsheet would run as a formula are neutralised.
+
+    `columns` come first, in order, and give a header even when there are no rows; any other key
+    of the rows follows in the order it first appears.
+    """
+    header = dict.fromkeys(columns or [])
     for r in rows:
-        for k in r:
-            if k not in columns:
-                columns.append(k)
+        header.update(dict.fromkeys(r))
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
+    writer = csv.DictWriter(buf, fieldnames=list(header), extrasaction="ignore")
     writer.writeheader()
     for r in rows:
         writer.writerow({k: neutralise_formula(v) for k, v in r.items()})

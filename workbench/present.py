@@ -7,6 +7,7 @@ number (None or NaN) is a dash, never "None" or "nan".
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 DASH = "–"
@@ -71,3 +72,15 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def iso_utc(moment: datetime | None) -> str | None:
+    """A timestamp as ISO 8601 in UTC (what every export writes); None stays None.
+
+    SQLite hands back naive datetimes; the workbench stores UTC, so a naive value is read as UTC.
+    """
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat()

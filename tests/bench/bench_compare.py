@@ -30,7 +30,7 @@ def build(cells_target: int) -> int:
     from workbench import datasets
     from workbench.db import migrate, session_scope
     from workbench.models import Run, Score, Sweep, utcnow
-    from workbench.prompts.store import store
+    from workbench.prompts import store
     from workbench.sweeps.plan import cache_key
 
     migrate()

@@ -9,7 +9,7 @@ from tests.sweep_helpers import seed
 from tests.test_export import sweep_two_versions
 from workbench import config
 from workbench.db import migrate, session_scope
-from workbench.prompts.store import store
+from workbench.prompts import store
 from workbench.release import export
 
 PAGE = str(config.PROJECT_ROOT / "pages" / "7_Export.py")
@@ -117,5 +117,7 @@ def test_a_sweep_without_a_winner_says_why_and_the_rest_still_works(swept):
     at.radio(key="export.mode").set_value("Winners of a sweep").run()
     at.selectbox(key="export.winners_sweep").set_value(unscored).run()
     assert not at.exception
-    assert "has no scores and no ratings, so it has no winner" in at.error[0].value
+    shown = at.error[0].value
+    assert "has no scores and no ratings, so it has no winner" in shown
+    assert "on the Run page" in shown and "--" not in shown  # the page's advice, not a CLI flag
     assert at.file_uploader(key="export.import_file") is not None

@@ -2,7 +2,7 @@
 
 from tests.ui.conftest import page
 from workbench.db import session_scope
-from workbench.prompts.store import store
+from workbench.prompts import store
 
 
 def gen(at):
@@ -48,7 +48,9 @@ def test_broken_template_is_shown_inline_and_not_saved(examples_db):
 
 def test_preview_names_missing_variables_and_renders_values(examples_db):
     at = page("pages/1_Prompts.py")
-    assert any("Missing variable 'country'" in w.value for w in at.warning)
+    (warning,) = [w.value for w in at.warning if "Missing variable 'country'" in w.value]
+    # The page says what to do in its own terms (the Variables inputs), never with a CLI flag.
+    assert "under Variables" in warning and "--" not in warning and "python -m" not in warning
     at.text_input(key="store.var.country").set_value("{{ 7*7 }} Peru").run()
     texts = [t.value for t in at.text]
     assert "What is the capital of {{ 7*7 }} Peru?" in texts

@@ -1,11 +1,14 @@
 """DSPy optimization of a prompt version into a better, plain version.
 
-- `export`: the exported version's messages (instructions + demo block around the user's template).
+- `messages`: program -> messages: the proposed version's messages (instructions + a demo block
+  around the user's template), built the same way for every call DSPy scores.
 - `adapter`: the DSPy signature/program of a version and the adapter that renders it exactly.
 - `engine`: the call budget (cap, cancel, cost) and the DSPy engine over the completion layer.
-- `metrics`: 0-1 metrics shaped for DSPy (five arguments, no truthy Predictions).
+- `metrics`: 0-1 metrics shaped for DSPy (five arguments, no truthy Predictions), each tied to
+  the sweep metric (`workbench.metrics`) that re-scores the saved version with the same number.
 - `optimizers`: the menu, defaults and call estimates.
 - `run`: plan and create an optimization (no DSPy import).
 - `worker`: run one optimization (imports DSPy).
 - `results`: cancel, read, save as a version, re-score through a sweep.
+- `dspy_env`: import DSPy offline with its cache switched off.
 """

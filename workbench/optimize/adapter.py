@@ -2,7 +2,7 @@
 
 `WorkbenchAdapter` renders every call of the program with `messages.build_messages` +
 the workbench's Jinja renderer, and takes the whole completion as the single output field. So
-the messages DSPy scores are exactly what the exported version renders to, and a small model can
+the messages DSPy scores are exactly what the saved version renders to, and a small model can
 never fail a parse. Calls for any other signature (an instruction proposer's, GEPA's reflection)
 go to DSPy's ChatAdapter as usual.
 """
@@ -36,7 +36,7 @@ class ProgramShape:
         ]
 
     def demos_of(self, demos: list[Any]) -> list[messages.Demo]:
-        """DSPy demos (Examples or dicts) as export demos; demos without an answer are skipped."""
+        """DSPy demos (Examples or dicts) as `messages.Demo`s; demos without an answer are skipped."""
         out = []
         for demo in demos or []:
             get = demo.get if hasattr(demo, "get") else (lambda k, d=demo: getattr(d, k, None))
@@ -48,14 +48,14 @@ class ProgramShape:
         return out
 
     def messages(self, instructions: str, demos: list[Any]) -> list[dict[str, str]]:
-        """Template messages for a predictor state (the version that would be exported)."""
+        """Template messages for a predictor state (the version that would be saved)."""
         changed = None if instructions == self.initial_instructions else instructions
         return messages.build_messages(self.base, instructions=changed, demos=self.demos_of(demos))
 
 
-def make_shape(messages: list[dict[str, Any]], input_names: list[str]) -> ProgramShape:
+def make_shape(version_messages: list[dict[str, Any]], input_names: list[str]) -> ProgramShape:
     """The program shape of a version whose variables (in template order) are `input_names`."""
-    base = messages.split_template(messages)
+    base = messages.split_template(version_messages)
     output_name = next(n for n in ("output", "response", "completion_text") if n not in input_names)
     signature = _signature(input_names, output_name, base.instructions)
     return ProgramShape(base, tuple(input_names), output_name, signature.instructions)
@@ -93,12 +93,13 @@ class WorkbenchAdapter(dspy.Adapter):
         return super().__call__(lm, lm_kwargs, signature, demos, inputs)
 
     async def acall(self, lm, lm_kwargs, signature, demos, inputs):
+        """Async twin of `__call__`: foreign signatures go to the ChatAdapter."""
         if not self.shape.owns(signature):
             return await self.fallback.acall(lm, lm_kwargs, signature, demos, inputs)
         return await super().acall(lm, lm_kwargs, signature, demos, inputs)
 
     def format(self, signature, demos, inputs):
-        """The rendered messages of the exported version for these inputs."""
+        """The rendered messages of the proposed version for these inputs."""
         if not self.shape.owns(signature):
             return self.fallback.format(signature, demos, inputs)
         template = self.shape.messages(signature.instructions, demos)

@@ -114,6 +114,7 @@ class CallBudget:
 
     @property
     def effective_limit(self) -> int:
+        """The calls allowed now: the phase's limit, never above the cap."""
         return self.cap if self.limit is None else min(self.limit, self.cap)
 
     def acquire(self) -> None:

@@ -1,6 +1,7 @@
-"""What an optimization exports: plain chat messages built from the input version.
+"""Program -> messages: what DSPy learned, written as the plain chat messages of a new version.
 
-DSPy tunes two things, and both end up as ordinary template text:
+DSPy tunes two things, and both end up as ordinary template text around the input version's own
+messages:
 
 - the instructions, which replace the version's leading system message (or become a new one);
 - few-shot demos, inserted as user/assistant pairs just before the final user turn. A demo's
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.errors import ValidationError, WorkbenchError
-from workbench.prompts.store import templates
+from workbench.prompts import templates
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Demo:
     output: str
 
     def to_dict(self) -> dict[str, Any]:
+        """The demo as stored in an optimization's program JSON."""
         return {"inputs": dict(self.inputs), "output": self.output}
 
 
@@ -99,7 +101,7 @@ def render_demo_user(base: BaseTemplate, demo: Demo) -> str:
 def build_messages(
     base: BaseTemplate, *, instructions: str | None = None, demos: list[Demo] | None = None
 ) -> list[dict[str, str]]:
-    """The exported version's messages: base messages + new instructions + demo pairs."""
+    """The proposed version's messages: base messages + new instructions + demo pairs."""
     msgs = [dict(m) for m in base.messages]
     variables = templates.variables_of([m["content"] for m in base.messages])
     pairs: list[dict[str, str]] = []
@@ -117,5 +119,5 @@ def build_messages(
 
 
 def render(messages: list[dict[str, str]], inputs: dict[str, Any]) -> list[dict[str, str]]:
-    """Render exported messages for one row (the same renderer sweeps use)."""
+    """Render a proposed version's messages for one row (the same renderer sweeps use)."""
     return templates.render_messages(messages, inputs)

@@ -17,8 +17,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from workbench import metrics as sweep_metrics
 from workbench.errors import ValidationError
-from workbench.sweeps.scoring import ScoringConfig, judge_messages, normalize, parse_judge
+from workbench.sweeps.scoring import ScoringConfig, check_rubric, judge_messages, normalize, parse_judge
 
 METRICS = {
     "exact": "Exact match (byte for byte)",
@@ -28,14 +29,21 @@ METRICS = {
     "numeric": "First number in the output equals the expected number (within a tolerance)",
     "judge": "An LLM judge scores the output 1-5 against a rubric",
 }
-# The sweep scorer that computes the same number (numeric has none: its score is computed from outputs).
-SWEEP_SCORER = {
-    "exact": "exact_raw",
-    "normalized_exact": "exact",
-    "contains": "contains",
-    "regex": "regex",
-    "judge": "judge",
+# The sweep metric that computes the same number, so a sweep re-scores a saved version as DSPy
+# did (numeric has none: its score is computed from the outputs). Its registry entry also says
+# which settings the metric cannot run without; every one is higher-is-better, as DSPy maximises.
+SWEEP_SCORER: dict[str, sweep_metrics.Metric] = {
+    name: sweep_metrics.get(scorer)
+    for name, scorer in {
+        "exact": "exact_raw",
+        "normalized_exact": "exact",
+        "contains": "contains",
+        "regex": "regex",
+        "judge": "judge",
+    }.items()
 }
+# A required setting in words, for "the regex metric needs a pattern".
+SETTING_WORDS = {"regex": "a pattern", "judge_model": "a judge model"}
 _NUMBER = re.compile(r"[-+]?(?:\d[\d,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 Judge = Callable[[list[dict[str, str]]], str]  # messages -> the judge's reply
@@ -54,30 +62,41 @@ class MetricSpec:
 
     def __post_init__(self) -> None:
         if self.name not in METRICS:
-            raise ValidationError(f"Unknown metric '{self.name}'. Choose from {', '.join(METRICS)}.")
+            raise ValidationError(
+                f"Unknown metric '{self.name}'. Choose from {', '.join(METRICS)}.", field="metric"
+            )
+        for setting in self.needs_settings:
+            if not getattr(self, setting):
+                raise ValidationError(
+                    f"The {self.name} metric needs {SETTING_WORDS[setting]}.", field=setting
+                )
         if self.name == "regex":
-            if not self.regex:
-                raise ValidationError("The regex metric needs a pattern (--regex PATTERN).")
             try:
                 re.compile(self.regex)
             except re.error as exc:
-                raise ValidationError(f"The regex '{self.regex}' does not compile: {exc}.") from None
-        if self.name == "judge" and not self.judge_model:
-            raise ValidationError("The judge metric needs a judge model (--judge-model MODEL).")
+                raise ValidationError(
+                    f"The regex '{self.regex}' does not compile: {exc}.", field="regex"
+                ) from None
         if self.name == "judge":
-            from workbench.sweeps.scoring import check_rubric
-
             check_rubric(self.judge_rubric)
         if self.tolerance < 0:
-            raise ValidationError("The numeric tolerance cannot be negative.")
+            raise ValidationError("The numeric tolerance cannot be negative.", field="tolerance")
         if not 0 < self.threshold <= 1:
-            raise ValidationError("The pass threshold must be in (0, 1].")
+            raise ValidationError("The pass threshold must be in (0, 1].", field="threshold")
+
+    @property
+    def needs_settings(self) -> tuple[str, ...]:
+        """The settings this metric cannot run without (its sweep scorer's, from the registry)."""
+        scorer = SWEEP_SCORER.get(self.name)
+        return scorer.needs_settings if scorer else ()
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec as stored in an optimization's config."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> MetricSpec:
+        """A spec from a stored dict (unknown keys ignored, so old rows still load)."""
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in (data or {}).items() if k in known})
 
@@ -93,7 +112,7 @@ class MetricSpec:
         """The sweep scoring that re-scores a version with this metric."""
         scorer = SWEEP_SCORER.get(self.name)
         return ScoringConfig(
-            metrics=[scorer] if scorer else [],
+            metrics=[scorer.name] if scorer else [],
             regex=self.regex if self.name == "regex" else None,
             judge_model=self.judge_model if self.name == "judge" else None,
             judge_rubric=self.judge_rubric if self.name == "judge" else None,

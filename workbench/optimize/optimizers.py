@@ -1,9 +1,10 @@
 """The optimizer menu: what each one changes, its defaults, its call estimate, how it is built.
 
 Only optimizers whose result is a static prompt (instructions + a fixed demo block) are offered;
-KNNFewShot picks demos per query and cannot be exported as a template, so it is not.
-Estimates follow dspy-notes.md (T = train rows, V = rows an optimizer evaluates on); they are
-task-model calls plus prompt-model calls, before the baseline and final validation passes.
+KNNFewShot picks demos per query and cannot be saved as a template, so it is not.
+Estimates count the calls of each DSPy optimizer's own loops (T = train rows, V = rows an optimizer
+evaluates on); they are task-model calls plus prompt-model calls, before the baseline and final
+validation passes.
 """
 
 from __future__ import annotations
@@ -87,13 +88,16 @@ class CallEstimate:
 
     @property
     def total(self) -> int:
+        """Task and prompt-model calls together."""
         return self.task + self.prompt
 
 
 def info(key: str) -> OptimizerInfo:
     """The menu entry for `key`; ValidationError lists the choices."""
     if key not in OPTIMIZERS:
-        raise ValidationError(f"Unknown optimizer '{key}'. Choose from {', '.join(OPTIMIZERS)}.")
+        raise ValidationError(
+            f"Unknown optimizer '{key}'. Choose from {', '.join(OPTIMIZERS)}.", field="optimizer"
+        )
     return OPTIMIZERS[key]
 
 
@@ -104,16 +108,17 @@ def settings_for(key: str, overrides: dict[str, Any] | None) -> dict[str, Any]:
     unknown = sorted(set(overrides) - set(entry.defaults))
     if unknown:
         raise ValidationError(
-            f"{entry.label} has no setting {', '.join(unknown)}; settings: {', '.join(entry.defaults)}."
+            f"{entry.label} has no setting {', '.join(unknown)}; settings: {', '.join(entry.defaults)}.",
+            field="settings",
         )
     out = {**entry.defaults, **overrides}
     for k, v in out.items():
         if k != "auto" and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
-            raise ValidationError(f"{k} must be a whole number of at least 0, not {v!r}.")
+            raise ValidationError(f"{k} must be a whole number of at least 0, not {v!r}.", field="settings")
     if key == "gepa" and out["max_metric_calls"] < 1:
-        raise ValidationError("GEPA needs max_metric_calls of at least 1.")
+        raise ValidationError("GEPA needs max_metric_calls of at least 1.", field="settings")
     if key == "mipro" and out["auto"] not in ("light", "medium", "heavy"):
-        raise ValidationError("MIPROv2 auto must be light, medium or heavy.")
+        raise ValidationError("MIPROv2 auto must be light, medium or heavy.", field="settings")
     return out
 
 

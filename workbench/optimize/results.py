@@ -13,13 +13,13 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from workbench import datasets
+from workbench import datasets, present
 from workbench.db import session_scope
 from workbench.errors import NotFoundError, ValidationError
 from workbench.models import Dataset, Example, Optimization, PromptVersion, Run, Score
 from workbench.optimize.metrics import MetricSpec, score
 from workbench.optimize.run import plan_of, spec_of
-from workbench.prompts.store import store
+from workbench.prompts import store
 
 FINISHED = ("done", "cancelled", "failed")
 
@@ -28,9 +28,7 @@ def require_optimization(session: Session, optimization_id: int) -> Optimization
     """The optimization with this id, or NotFoundError."""
     row = session.get(Optimization, optimization_id)
     if row is None:
-        raise NotFoundError(
-            f"No optimization with id {optimization_id}. List them with: python -m workbench optimize-list"
-        )
+        raise NotFoundError(f"No optimization with id {optimization_id}.", field="optimization")
     return row
 
 
@@ -102,7 +100,7 @@ def proposal_of(row: Optimization) -> Proposal:
             True,
             True,
             True,
-            f"Better on validation: {row.baseline_score:.3f} -> {row.final_score:.3f}.",
+            f"Better on validation: {_scores(row)}.",
         )
     return Proposal(
         messages,
@@ -110,9 +108,12 @@ def proposal_of(row: Optimization) -> Proposal:
         True,
         False,
         False,
-        f"Nothing better found ({row.baseline_score:.3f} -> {row.final_score:.3f}): the input "
-        "version stays as it is.",
+        f"Nothing better found ({_scores(row)}): the input version stays as it is.",
     )
+
+
+def _scores(row: Optimization) -> str:
+    return f"{present.score(row.baseline_score)} -> {present.score(row.final_score)}"
 
 
 def proposed_version(row: Optimization, input_version: PromptVersion) -> PromptVersion | None:
@@ -166,11 +167,7 @@ def row_comparison(row: Optimization) -> list[dict[str, Any]]:
 def _note(row: Optimization, session: Session) -> str:
     base = session.get(PromptVersion, row.input_version_id)
     ds = session.get(Dataset, row.dataset_id) if row.dataset_id else None
-    scores = (
-        "not scored on validation"
-        if row.final_score is None
-        else f"validation {row.baseline_score:.3f} -> {row.final_score:.3f}"
-    )
+    scores = "not scored on validation" if row.final_score is None else f"validation {_scores(row)}"
     return (
         f"DSPy {row.optimizer} of {store.resolve_name(session, base)} on "
         f"{ds.name if ds else 'a dataset'} ({row.metric}, {row.task_model}): {scores}. "
@@ -270,7 +267,8 @@ def rescore(optimization_id: int) -> Rescore:
         row = require_optimization(s, optimization_id)
         result = _compare(s, row, sweep.id, metric)
         line = (
-            f"Re-scored by sweep #{sweep.id}: {_fmt(result.sweep_score)} (DSPy: {_fmt(result.dspy_score)}). "
+            f"Re-scored by sweep #{sweep.id}: {present.score(result.sweep_score, dash='n/a')} "
+            f"(DSPy: {present.score(result.dspy_score, dash='n/a')}). "
             f"{result.explanation}"
         )
         row.log = (row.log or "") + ("\n" if row.log else "") + line
@@ -282,10 +280,6 @@ def rescore(optimization_id: int) -> Rescore:
             version.note = f"{version.note} {line}".strip()[:4000]
             s.add(version)
     return result
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _compare(session: Session, row: Optimization, sweep_id: int, metric: MetricSpec) -> Rescore:

@@ -17,7 +17,7 @@ from workbench.errors import ValidationError
 from workbench.models import Example, Optimization, PromptVersion
 from workbench.optimize import messages, optimizers
 from workbench.optimize.metrics import MetricSpec
-from workbench.prompts.store import store
+from workbench.prompts import store
 from workbench.providers import catalog
 from workbench.sweeps.plan import DEFAULT_MAX_TOKENS
 
@@ -42,10 +42,12 @@ class OptimizeSpec:
     num_threads: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec as stored in the Optimization row's config."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OptimizeSpec:
+        """A spec from a stored dict (unknown keys ignored, so old rows still load)."""
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -71,10 +73,12 @@ class OptimizePlan:
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The plan as stored in the Optimization row's config."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OptimizePlan:
+        """A plan from a stored dict (unknown keys ignored, so old rows still load)."""
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -89,7 +93,8 @@ def split_rows(ids: list[int], *, train_fraction: float, seed: int) -> tuple[lis
     """A seeded shuffle split into (train, validation); both get at least one row."""
     if not 0 < train_fraction < 1:
         raise ValidationError(
-            f"The train fraction must be between 0 and 1 (exclusive), not {train_fraction}."
+            f"The train fraction must be between 0 and 1 (exclusive), not {train_fraction}.",
+            field="train_fraction",
         )
     if len(ids) < 2:
         raise ValidationError("Optimization needs at least 2 labelled rows (one to train, one to validate).")
@@ -175,7 +180,8 @@ def plan_optimization(session: Session, spec: OptimizeSpec) -> OptimizePlan:
     if plan.call_cap < 2 * plan.eval_calls:
         raise ValidationError(
             f"A cap of {plan.call_cap} calls is too low: scoring the {v} validation rows before and after "
-            f"takes {2 * plan.eval_calls} calls. Raise --max-calls or use fewer rows."
+            f"takes {2 * plan.eval_calls} calls. Raise the call cap or use fewer rows.",
+            field="max_calls",
         )
     _estimate_cost(plan, version, [r for r in rows if r.id in set(val_ids)], metric, spec.model)
     return plan

@@ -18,13 +18,14 @@ from typing import Any
 
 from sqlmodel import col, select
 
+from workbench import present
 from workbench.db import session_scope
-from workbench.errors import NotFoundError
 from workbench.models import Example, Optimization, PromptVersion, utcnow
 from workbench.optimize import optimizers
 from workbench.optimize.adapter import WorkbenchAdapter, dspy, make_program, make_shape, predictor_of
 from workbench.optimize.engine import CallBudget, CallRecord, StopOptimization, make_lm
 from workbench.optimize.metrics import MetricSpec, make_metric
+from workbench.optimize.results import require_optimization
 from workbench.optimize.run import OptimizePlan, plan_of, spec_of
 
 BaseCallback = dspy.utils.callback.BaseCallback
@@ -57,28 +58,33 @@ class Reporter:
         self._lock = threading.Lock()
 
     def log(self, message: str) -> None:
+        """Add a timestamped line to the run's log."""
         with self._lock:
             self.lines.append(f"{time.strftime('%H:%M:%S')} {message}")
             del self.lines[:-MAX_LOG_LINES]
         self.flush(force=False)
 
     def phase(self, phase: str, **extra: Any) -> None:
+        """Enter a phase (baseline, optimizing, final) and write it at once."""
         self.progress.update(phase=phase, **extra)
         self.log(f"phase: {phase}")
         self.flush(force=True)
 
     def cancel_requested(self) -> bool:
+        """True when the user asked this run to stop (read from the database)."""
         with session_scope() as s:
             return bool(
                 s.exec(select(Optimization.cancel_requested).where(Optimization.id == self.id)).first()
             )
 
     def on_call(self, record: CallRecord) -> None:
+        """Log a failed call; write progress now and then."""
         if record.error is not None:
             self.log(f"{record.role} call to {record.model} failed ({record.error.kind}): {record.error}")
         self.flush(force=False)
 
     def flush(self, force: bool = True, **fields: Any) -> None:
+        """Write progress, log, calls and cost (and any `fields`) to the row; throttled unless forced."""
         now = time.monotonic()
         if not force and now - self._last_flush < FLUSH_EVERY_S:
             return
@@ -106,10 +112,12 @@ class BestSeen(BaseCallback):
         self.best: tuple[float, int, Any] | None = None  # (score 0-1, rows, program)
 
     def on_evaluate_start(self, call_id, instance, inputs):
+        """Remember which program an Evaluate scores, and on how many rows."""
         devset = inputs.get("devset") or getattr(instance, "devset", None) or []
         self.started[call_id] = (inputs.get("program"), len(devset))
 
     def on_evaluate_end(self, call_id, outputs, exception=None):
+        """Keep the program if it beats the best seen on at least as many rows."""
         program, rows = self.started.pop(call_id, (None, 0))
         if exception is not None or outputs is None or program is None:
             return
@@ -118,7 +126,7 @@ class BestSeen(BaseCallback):
         if self.best is None or (rows, score) > (self.best[1], self.best[0]):
             self.best = (score, rows, program.deepcopy())
             self.reporter.progress["best_score"] = round(score, 4)
-            self.reporter.log(f"best so far: {score:.3f} on {rows} training rows")
+            self.reporter.log(f"best so far: {present.score(score)} on {rows} training rows")
 
 
 def evaluate(
@@ -169,9 +177,7 @@ def salvage(teleprompter: Any, best: BestSeen, settings: dict[str, Any]) -> Any:
 
 def _load(optimization_id: int) -> tuple[Optimization, PromptVersion, dict[int, Example]]:
     with session_scope() as s:
-        row = s.get(Optimization, optimization_id)
-        if row is None:
-            raise NotFoundError(f"No optimization with id {optimization_id}.")
+        row = require_optimization(s, optimization_id)
         version = s.get(PromptVersion, row.input_version_id)
         plan = plan_of(row)
         ids = plan.train_ids + plan.val_ids
@@ -274,7 +280,7 @@ def _optimize(ctx: _Context, task_lm: Any, prompt_lm: Any) -> str:
         except StopOptimization as stop:
             return _stopped_early(reporter, stop)
         baseline = mean(baseline_rows)
-        reporter.log(f"baseline: {baseline:.3f} on {len(val)} validation rows")
+        reporter.log(f"baseline: {present.score(baseline)} on {len(val)} validation rows")
         reporter.flush(baseline_score=baseline)
 
         reporter.phase("optimizing")
@@ -363,10 +369,11 @@ def _finish(reporter, shape, version, program, baseline_rows, final_rows, stop) 
     elif final is None:
         reporter.log("the proposed version was not scored on validation (stopped); save it to re-score it")
     elif improved:
-        reporter.log(f"improved on validation: {baseline:.3f} -> {final:.3f}")
+        reporter.log(f"improved on validation: {present.score(baseline)} -> {present.score(final)}")
     else:
         reporter.log(
-            f"no improvement on validation ({baseline:.3f} -> {final:.3f}): the input version stays as it is"
+            f"no improvement on validation ({present.score(baseline)} -> {present.score(final)}): "
+            "the input version stays as it is"
         )
     reporter.progress["phase"] = status
     reporter.flush(status=status, final_score=final, program=payload, error=error, finished_at=utcnow())

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from workbench import config, datasets
+from workbench.prompts import store
 from workbench.prompts.files import load_prompt_file
-from workbench.prompts.store import store
 
 
 def load_examples(session: Session) -> list[str]:

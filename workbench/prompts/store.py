@@ -14,7 +14,7 @@ from sqlmodel import Session, col, func, select
 
 from workbench.errors import NotFoundError, ValidationError
 from workbench.models import Label, LabelEvent, Prompt, PromptVersion, utcnow
-from workbench.prompts.store import templates
+from workbench.prompts import templates
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,199}$")
 LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,99}$")

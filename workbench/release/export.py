@@ -1,28 +1,33 @@
 """Export prompt versions (with the evidence that made them winners), runs and ratings as JSON / CSV.
 
-JSON is the lossless format, described by `workbench/schemas/export-v1.schema.json` and read back
-by `workbench.release.imports`. CSV is one flat row per version / cell / vote for spreadsheets and pandas,
-with every text cell that a spreadsheet would run as a formula neutralised. Nothing secret leaves:
-values of key-like environment variables are redacted from every export, whatever field they hit.
+JSON is the lossless format, described by `workbench/release/schemas/export-v1.schema.json` and read
+back by `workbench.release.imports`. CSV is one flat row per version / cell / vote for spreadsheets and
+pandas, with every text cell that a spreadsheet would run as a formula neutralised. Nothing secret
+leaves: values of key-like environment variables are redacted from every export, whatever field they
+hit. Timestamps are ISO 8601 in UTC. The rows of a sweep (cells, votes) are built in
+`workbench.release.sweep_rows`; this module is the one way out for all three exports (the CLI's
+`export ...` and `ratings export`, and the Export page).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, or_, select
 
 import workbench
 from workbench.datasets import to_csv
 from workbench.errors import NotFoundError, ValidationError
-from workbench.models import Example, Prompt, PromptVersion, Run, Score, Sweep, utcnow
-from workbench.prompts.store import store
+from workbench.metrics import METRICS
+from workbench.models import Prompt, PromptVersion, Rating, Run, Sweep, utcnow
+from workbench.present import iso_utc
+from workbench.prompts import store
 from workbench.providers.redact import scrub
+from workbench.release.sweep_rows import RATING_COLUMNS, ratings_rows, runs_rows
 from workbench.release.winners import (
     _Cache,
     _evidence_sweep_id,
@@ -31,9 +36,9 @@ from workbench.release.winners import (
     _ref,
     _spec,
     _sweep_evidence,
-    _sweep_or_error,
     sweep_winner,
 )
+from workbench.sweeps.plan import require_sweep
 
 SCHEMA_VERSION = 1
 
@@ -64,14 +69,6 @@ class Selection:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v not in (None, [])}
-
-
-def _iso(ts: datetime | None) -> str | None:
-    if ts is None:
-        return None
-    if ts.tzinfo is None:  # SQLite hands back naive datetimes; they were stored as UTC
-        ts = ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC).isoformat()
 
 
 def version_record(
@@ -109,8 +106,8 @@ def version_record(
         # with, so export -> import -> export gives the same record apart from timestamps.
         "source": version.origin_source or version.source,
         "note": version.note,
-        "created_at": _iso(version.created_at),
-        "imported_at": _iso(version.created_at) if version.source == "import" else None,
+        "created_at": iso_utc(version.created_at),
+        "imported_at": iso_utc(version.created_at) if version.source == "import" else None,
         "evidence": evidence,
     }
 
@@ -155,7 +152,7 @@ def select_versions(
 def _envelope(selection: dict[str, Any] | None = None) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
-        "exported_at": _iso(utcnow()),
+        "exported_at": iso_utc(utcnow()),
         "workbench_version": workbench.__version__,
     }
     if selection is not None:
@@ -199,8 +196,10 @@ def version_row(record: dict[str, Any]) -> dict[str, Any]:
     overall = (sweep or {}).get("overall") or {}
     row["n"] = overall.get("n")
     row["failed"] = overall.get("failed")
-    for metric, value in (overall.get("scores") or {}).items():
-        row[f"score_{metric}_mean"] = value
+    for name, value in (overall.get("scores") or {}).items():
+        metric = METRICS.get(name)
+        if metric is not None:
+            row[metric.mean_column] = value
     for key in ("cost_usd", "latency_p50_ms", "latency_p95_ms"):
         row[key] = overall.get(key)
     board = ev.get("leaderboard") or {}
@@ -214,78 +213,8 @@ def version_row(record: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def runs_rows(session: Session, *, sweep_id: int) -> list[dict[str, Any]]:
-    """One row per cell of a sweep: what ran, with which variables, what came out, and its scores."""
-    sweep = _sweep_or_error(session, sweep_id)
-    stmt = (
-        select(Run, Prompt.name, PromptVersion.number)
-        .join(PromptVersion, PromptVersion.id == Run.version_id)
-        .join(Prompt, Prompt.id == PromptVersion.prompt_id)
-        .where(Run.sweep_id == sweep_id)
-        .order_by(col(Run.id))
-    )
-    results = session.exec(stmt).all()
-    scores: dict[int, dict[str, float | None]] = {}
-    score_stmt = select(Score).join(Run, Run.id == Score.run_id).where(Run.sweep_id == sweep_id)
-    metrics: list[str] = []
-    for sc in session.exec(score_stmt):
-        scores.setdefault(sc.run_id, {})[sc.metric] = sc.value
-        if sc.metric not in metrics:
-            metrics.append(sc.metric)
-    example_ids = {r.example_id for r, _n, _v in results if r.example_id is not None}
-    examples = (
-        {e.id: e for e in session.exec(select(Example).where(col(Example.id).in_(example_ids)))}
-        if example_ids
-        else {}
-    )
-    from workbench.sweeps.plan import grid_keys, grid_label
-
-    keys = grid_keys(sweep)
-    rows = []
-    for run, name, number in results:
-        ex = examples.get(run.example_id)
-        row = {
-            "run_id": run.id,
-            "sweep_id": sweep_id,
-            "prompt": name,
-            "version": number,
-            "model": run.model,
-            "grid": grid_label(run.params, keys),
-            "params": run.params,
-            "row": ex.position + 1 if ex else None,
-            "variables": ex.inputs if ex else run.variables,
-            "expected": ex.expected if ex else None,
-            "repeat": run.repeat_index,
-            "status": run.status,
-            "cached": run.cached,
-            "output": run.output,
-            "finish_reason": run.finish_reason,
-            "error_kind": run.error_kind,
-            "error_message": run.error_message,
-            "prompt_tokens": run.prompt_tokens,
-            "completion_tokens": run.completion_tokens,
-            "cost_usd": run.cost_usd,
-            "latency_ms": run.latency_ms,
-            "ttft_ms": run.ttft_ms,
-            "attempts": run.attempts,
-            "request_id": run.request_id,
-        }
-        for m in metrics:
-            row[f"score_{m}"] = scores.get(run.id, {}).get(m)
-        rows.append(row)
-    return rows
-
-
-def ratings_rows(session: Session, *, sweep_id: int) -> list[dict[str, Any]]:
-    """One row per vote of a sweep (from `workbench.release.ratings_export.export_ratings`)."""
-    from workbench.release import ratings_export
-
-    _sweep_or_error(session, sweep_id)
-    return ratings_export.export_ratings(session, sweep_id=sweep_id)
-
-
 def _sweep_header(session: Session, sweep_id: int) -> dict[str, Any]:
-    sweep = _sweep_or_error(session, sweep_id)
+    sweep = require_sweep(session, sweep_id)
     spec = _spec(sweep)
     return {
         "id": sweep.id,
@@ -315,15 +244,28 @@ def runs_document(session: Session, *, sweep_id: int) -> dict[str, Any]:
     return scrub(doc)
 
 
-def ratings_document(session: Session, *, sweep_id: int) -> dict[str, Any]:
-    """JSON export of a sweep's votes, with the versions that were rated."""
+def _rated_versions(session: Session, memo: _Cache) -> list[dict[str, Any]]:
+    """The versions behind every rated run (of any sweep), each with its own latest evidence."""
+    rated = or_(Rating.run_a_id == Run.id, Rating.run_b_id == Run.id)
+    ids = session.exec(select(Run.version_id).join(Rating, rated).distinct()).all()
+    versions = [session.get(PromptVersion, i) for i in sorted(ids)]
+    return [version_record(session, v, _memo=memo) for v in versions]
+
+
+def ratings_document(session: Session, *, sweep_id: int | None = None) -> dict[str, Any]:
+    """JSON export of the votes of one sweep (with its header) or of all sweeps, with the rated versions."""
     memo = _Cache()
-    doc = {
-        **_envelope({"sweep": sweep_id}),
-        "versions": _sweep_versions(session, sweep_id, memo),
-        "sweep": _sweep_header(session, sweep_id),
-        "ratings": ratings_rows(session, sweep_id=sweep_id),
-    }
+    if sweep_id is None:
+        rows = ratings_rows(session)
+        doc = {**_envelope({}), "versions": _rated_versions(session, memo), "ratings": rows}
+    else:
+        header = _sweep_header(session, sweep_id)
+        doc = {
+            **_envelope({"sweep": sweep_id}),
+            "versions": _sweep_versions(session, sweep_id, memo),
+            "sweep": header,
+            "ratings": ratings_rows(session, sweep_id=sweep_id),
+        }
     return scrub(doc)
 
 
@@ -332,9 +274,12 @@ def to_json(doc: dict[str, Any]) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n"
 
 
-def rows_to_csv(rows: list[dict[str, Any]]) -> str:
-    """CSV of flat rows: nested values as JSON text, formula-like text cells neutralised, secrets redacted."""
-    return to_csv(scrub(rows))
+def rows_to_csv(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+    """CSV of flat rows: nested values as JSON text, formula-like text cells neutralised, secrets redacted.
+
+    `columns` come first and make the header even when there are no rows.
+    """
+    return to_csv(scrub(rows), columns=columns)
 
 
 def _check_format(fmt: str) -> str:
@@ -374,8 +319,7 @@ def export_versions(session: Session, *, selection: Selection | None = None, fmt
     doc = versions_document(session, selection=selection)
     if fmt == "json":
         return to_json(doc)
-    rows = [version_row(r) for r in doc["versions"]]
-    return rows_to_csv(rows) if rows else ",".join(VERSION_CSV_COLUMNS) + "\r\n"
+    return rows_to_csv([version_row(r) for r in doc["versions"]], VERSION_CSV_COLUMNS)
 
 
 def export_runs(session: Session, *, sweep_id: int, fmt: str = "json") -> str:
@@ -386,11 +330,9 @@ def export_runs(session: Session, *, sweep_id: int, fmt: str = "json") -> str:
     return rows_to_csv(runs_rows(session, sweep_id=sweep_id))
 
 
-def export_ratings(session: Session, *, sweep_id: int, fmt: str = "json") -> str:
-    """A sweep's votes as JSON or CSV (one row per vote) text."""
+def export_ratings(session: Session, *, sweep_id: int | None = None, fmt: str = "json") -> str:
+    """The votes of one sweep (or of all when sweep_id is None) as JSON or CSV (one row per vote) text."""
     fmt = _check_format(fmt)
     if fmt == "json":
         return to_json(ratings_document(session, sweep_id=sweep_id))
-    from workbench.release.ratings_export import ratings_csv
-
-    return ratings_csv(scrub(ratings_rows(session, sweep_id=sweep_id)))  # keeps the header with no votes
+    return rows_to_csv(ratings_rows(session, sweep_id=sweep_id), RATING_COLUMNS)

@@ -13,10 +13,11 @@ from typing import Any
 
 from sqlmodel import col, select
 
+from workbench import metrics
 from workbench.db import session_scope
 from workbench.errors import ValidationError
 from workbench.models import Prompt, Run
-from workbench.prompts.store import store
+from workbench.prompts import store
 
 DEFAULT_MAX_REGRESSION = 0.02
 
@@ -41,27 +42,28 @@ class GateSpec:
     def check(self) -> None:
         """Refuse settings that make no sense (a usage error, not a failed gate)."""
         if not self.models:
-            raise ValidationError("Give --models m1,m2 (see: python -m workbench models).")
+            raise ValidationError("A gate needs at least one model to run both versions on.", field="models")
         if not self.score:
-            raise ValidationError("Give --score METRIC (for example exact).")
-        from workbench.sweeps.scoring import QUALITY_METRICS
-
-        gateable = [m for m in QUALITY_METRICS if m not in ("regex", "judge", "json_schema")]
+            raise ValidationError("A gate needs a metric to compare the versions on.", field="score")
+        gateable = [m.name for m in metrics.gate_metrics()]
         if self.score not in gateable:
             raise ValidationError(
-                f"--score {self.score} cannot gate a release: use one of {', '.join(gateable)} "
-                "(a score where higher is better that needs no extra settings)."
+                f"The metric '{self.score}' cannot gate a release: use one of {', '.join(gateable)} "
+                "(a score where higher is better that needs no extra settings).",
+                field="score",
             )
-        if self.max_regression < 0:
-            raise ValidationError("--max-regression cannot be negative.")
-        if self.max_cost is not None and self.max_cost < 0:
-            raise ValidationError("--max-cost cannot be negative.")
-        if self.min_score is not None and self.min_score < 0:
-            raise ValidationError("--min-score cannot be negative.")
+        for name, value in (
+            ("max_regression", self.max_regression),
+            ("max_cost", self.max_cost),
+            ("min_score", self.min_score),
+        ):
+            if value is not None and value < 0:
+                raise ValidationError(f"The {name.replace('_', ' ')} cannot be negative.", field=name)
         if self.promote and not store.VersionRef.parse(self.baseline).label:
             raise ValidationError(
-                f"--promote moves the baseline's label, but '{self.baseline}' names no label: "
-                "give the baseline as NAME:label (for example NAME:production)."
+                f"Promoting moves the baseline's label, but '{self.baseline}' names no label: "
+                "give the baseline as NAME:label (for example NAME:production).",
+                field="promote",
             )
 
 
@@ -141,8 +143,9 @@ def run_gate(spec: GateSpec, *, executor_options: Any = None) -> GateResult:
         base_name = store.resolve_name(s, base)
         if spec.promote and cand.prompt_id != base.prompt_id:
             raise ValidationError(
-                f"--promote moves a label within one prompt; {cand_name} and {base_name} belong to "
-                "different prompts."
+                f"Promoting moves a label within one prompt; {cand_name} and {base_name} belong to "
+                "different prompts.",
+                field="promote",
             )
         sweep, _ = create_sweep(
             s,
@@ -170,7 +173,7 @@ def run_gate(spec: GateSpec, *, executor_options: Any = None) -> GateResult:
     )
     if cand_id == base_id:
         result.notes.append(f"Candidate and baseline are the same version ({cand_name}).")
-    column = f"score_{spec.score}"
+    column = metrics.get(spec.score).column
     if column not in df.columns:
         df[column] = None
     costs = _candidate_costs(sweep_id, cand_id)

@@ -1,6 +1,6 @@
 """Import versions from a JSON export: validated as a whole, applied in one transaction, never overwriting.
 
-A file is checked against `workbench/schemas/export-v1.schema.json` (and the templates must parse)
+A file is checked against `workbench/release/schemas/export-v1.schema.json` (and the templates must parse)
 before anything is written; the first problem is reported with its JSON path, e.g.
 `$.versions[3].messages[0].role`. Then, per prompt in file order:
 
@@ -24,7 +24,7 @@ from sqlmodel import Session, select
 
 from workbench.errors import ImportFileError, WorkbenchError
 from workbench.models import Label, Prompt, PromptVersion
-from workbench.prompts.store import store, templates
+from workbench.prompts import store, templates
 from workbench.release.export import SCHEMA_VERSION, load_schema
 
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
@@ -128,7 +128,7 @@ def validate_document(doc: Any) -> None:
         shown = json.dumps(version) if "schema_version" in doc else "missing"
         raise ImportSchemaError(
             f"schema_version is {shown}; this workbench reads schema_version {SCHEMA_VERSION}. "
-            "Export the file again with `python -m workbench export versions`, or upgrade the workbench.",
+            "Export the versions again with this workbench, or upgrade the workbench that reads them.",
             path="$.schema_version",
         )
     errors = sorted(Draft202012Validator(load_schema()).iter_errors(doc), key=_path_key)
@@ -327,8 +327,8 @@ def _import_label(
                 "file_number": target.number,
                 "message": (
                     f"{name}:{label} stays at @{current.number}; the file points it at its version "
-                    f"{file_version} (here @{target.number}). Move it with: python -m workbench prompt "
-                    f"label {name}@{target.number} {label}"
+                    f"{file_version} (here @{target.number}). Move the label to @{target.number} "
+                    "yourself if the file's choice should win."
                 ),
             }
         )

@@ -6,22 +6,12 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from workbench.errors import NotFoundError, ValidationError
+from workbench import metrics
+from workbench.errors import ValidationError
 from workbench.models import Optimization, Prompt, PromptVersion, Rating, Run, Sweep
-from workbench.prompts.store import store
-
-
-def _num(value: Any) -> float | int | None:
-    """A plain number, or None for None/NaN (pandas writes NaN for a missing mean)."""
-    if value is None:
-        return None
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    if f != f:
-        return None
-    return int(value) if isinstance(value, int) else f
+from workbench.present import json_safe
+from workbench.prompts import store
+from workbench.sweeps.plan import require_sweep
 
 
 def _ref(session: Session, version: PromptVersion | None) -> dict[str, Any] | None:
@@ -29,13 +19,6 @@ def _ref(session: Session, version: PromptVersion | None) -> dict[str, Any] | No
         return None
     prompt = session.get(Prompt, version.prompt_id)
     return {"prompt": prompt.name, "version": version.number, "content_hash": version.content_hash}
-
-
-def _sweep_or_error(session: Session, sweep_id: int) -> Sweep:
-    sweep = session.get(Sweep, sweep_id)
-    if sweep is None:
-        raise NotFoundError(f"No sweep with id {sweep_id}. List them with: python -m workbench sweep list")
-    return sweep
 
 
 def _has_ratings(session: Session, sweep_id: int) -> bool:
@@ -85,7 +68,7 @@ def sweep_winner(session: Session, *, sweep_id: int) -> tuple[PromptVersion, dic
 
 
 def _sweep_winner(session: Session, sweep_id: int, memo: _Cache) -> tuple[PromptVersion, dict[str, Any]]:
-    sweep = _sweep_or_error(session, sweep_id)
+    sweep = require_sweep(session, sweep_id)
     board = memo.board(session, sweep_id)
     if board is not None and len(board):
         top = board.sort_values(["rank", "score"], ascending=[True, False], kind="stable").iloc[0]
@@ -94,33 +77,33 @@ def _sweep_winner(session: Session, sweep_id: int, memo: _Cache) -> tuple[Prompt
             "sweep_id": sweep_id,
             "rule": "leaderboard",
             "metric": "bradley_terry",
-            "value": _num(top["score"]),
+            "value": json_safe(top["score"]),
             "rank": int(top["rank"]),
         }
         return version, rule
     df = memo.frame(session, sweep_id)
-    score_cols = [c for c in df.columns if c.startswith("score_")]
-    configured = [f"score_{m}" for m in (_spec(sweep).get("scoring") or {}).get("metrics") or []]
-    from workbench.sweeps.scoring import QUALITY_METRICS
-
-    # Only a metric where higher is better can name a winner ("length" would reward verbosity).
-    quality = [c for c in score_cols if c.removeprefix("score_") in QUALITY_METRICS]
-    metric_col = next((c for c in configured if c in quality), quality[0] if quality else None)
-    if metric_col is None:
+    # Only a metric where higher is better can name a winner ("length" would reward verbosity);
+    # the sweep's own metrics come first, in the order they were configured.
+    scored = {m.name: m for m in metrics.score_columns(df.columns) if m.can_pick_winner}
+    configured = (_spec(sweep).get("scoring") or {}).get("metrics") or []
+    candidates = [scored[name] for name in configured if name in scored] + list(scored.values())
+    if not candidates:
         raise ValidationError(
-            f"Sweep {sweep_id} has no scores and no ratings, so it has no winner: run it with --score "
-            "(for example exact) or rate its outputs on the Rate page."
+            f"Sweep {sweep_id} has no scores and no ratings, so it has no winner: score its outputs "
+            "with a metric such as exact, or rate them.",
+            field="score",
         )
+    metric = candidates[0]
     done = df[df["status"] == "done"]
-    means = done.groupby("version_id", sort=False)[metric_col].mean().dropna()
+    means = done.groupby("version_id", sort=False)[metric.column].mean().dropna()
     if means.empty:
         raise ValidationError(f"Sweep {sweep_id} has no scored cells yet, so it has no winner.")
     best_id = int(means.idxmax())  # idxmax keeps the first of equal means (plan order)
     rule = {
         "sweep_id": sweep_id,
         "rule": "mean_score",
-        "metric": metric_col.removeprefix("score_"),
-        "value": _num(means.max()),
+        "metric": metric.name,
+        "value": json_safe(means.max()),
     }
     return session.get(PromptVersion, best_id), rule
 
@@ -130,15 +113,11 @@ def _metrics(row: dict[str, Any], model: str | None = None) -> dict[str, Any]:
     if model is not None:
         out["model"] = model
     out.update(n=int(row["n"]), done=int(row["done"]), failed=int(row["failed"]), cached=int(row["cached"]))
-    out["scores"] = {
-        k.removeprefix("score_").removesuffix("_mean"): _num(v)
-        for k, v in row.items()
-        if k.startswith("score_") and k.endswith("_mean")
-    }
+    out["scores"] = {m.name: json_safe(row[m.mean_column]) for m in metrics.mean_columns(row)}
     for key in ("prompt_tokens", "completion_tokens"):
         out[key] = int(row[key])
     for key in ("cost_usd", "latency_p50_ms", "latency_p95_ms"):
-        out[key] = _num(row.get(key))
+        out[key] = json_safe(row.get(key))
     return out
 
 
@@ -185,11 +164,11 @@ def _leaderboard_evidence(
         "rank": int(row["rank"]),
         "position": int(board.index.get_loc(hits[0])) + 1,
         "entries": len(board),
-        "score": _num(row["score"]),
-        "ci_low": _num(row["ci_low"]),
-        "ci_high": _num(row["ci_high"]),
+        "score": json_safe(row["score"]),
+        "ci_low": json_safe(row["ci_low"]),
+        "ci_high": json_safe(row["ci_high"]),
         "votes": int(row["votes"]),
-        "win_rate": _num(row["win_rate"]),
+        "win_rate": json_safe(row["win_rate"]),
     }
 
 
@@ -204,8 +183,8 @@ def _optimization_evidence(session: Session, version: PromptVersion) -> list[dic
             "optimizer": o.optimizer,
             "metric": o.metric,
             "task_model": o.task_model,
-            "baseline_score": _num(o.baseline_score),
-            "final_score": _num(o.final_score),
+            "baseline_score": json_safe(o.baseline_score),
+            "final_score": json_safe(o.final_score),
             "input_version": _ref(session, session.get(PromptVersion, o.input_version_id)),
         }
         for o in session.exec(stmt)

@@ -38,13 +38,48 @@ def setup_page(title: str, icon: str = "🧪") -> None:
     runner()
 
 
-def show_error(exc: BaseException) -> None:
-    """Render a workbench error in one consistent way (the UI's single error boundary)."""
+# What to do on a page about an error that names the setting it is about (`WorkbenchError.field`).
+# In the words of the widgets, never a command-line flag; a field without advice shows the message alone.
+FIELD_ADVICE = {
+    "variables": "Fill it in under Variables, or pick a dataset that has this column.",
+    "regex": "Enter a pattern in the Regex field.",
+    "judge_model": "Pick a model in the Judge model field.",
+    "judge_rubric": "Fix the text in the Judge rubric field.",
+    "sweep": "Pick a sweep from the list.",
+    "prompts": "Pick at least one prompt version.",
+    "models": "Pick at least one model.",
+    "dataset": "Pick a dataset from the list, or import one on the Datasets page.",
+    "template": "Fix the template on the Prompts page and save it as a new version.",
+    "score": "Choose the scorers under 'More parameters, scorers, budget' on the Run page.",
+    "budget_usd": "Change the Budget in USD field (0 means no budget).",
+    "max_calls": "Raise the Call cap, or set it to 0 for twice the estimate.",
+    "train_fraction": "Move the Train share slider.",
+}
+
+
+def advice_for(exc: BaseException) -> str | None:
+    """What the user can do on a page about this error, from the setting it names (or None)."""
+    return FIELD_ADVICE.get(getattr(exc, "field", None) or "")
+
+
+def error_text(exc: BaseException) -> str:
+    """The error's message followed by the page's advice for its field, when there is some."""
+    advice = advice_for(exc)
+    return f"{exc} {advice}" if advice else str(exc)
+
+
+def show_error(exc: BaseException, *, warning: bool = False) -> None:
+    """Render an error in one consistent way (the UI's single error boundary).
+
+    A WorkbenchError shows its message and the advice for its field; `warning=True` shows it as a
+    warning (something to fill in rather than something that went wrong). Anything else is a bug and
+    is shown with its traceback rather than as a blank page.
+    """
     if isinstance(exc, ProviderError):
-        st.error(f"**Provider error ({exc.kind})**: {exc}", icon="🛑")
+        st.error(f"**Provider error ({exc.kind})**: {error_text(exc)}", icon="🛑")
     elif isinstance(exc, WorkbenchError):
-        st.error(str(exc), icon="⚠️")
-    else:  # a bug: show it plainly rather than a blank page
+        (st.warning if warning else st.error)(error_text(exc), icon="⚠️")
+    else:
         st.exception(exc)
 
 

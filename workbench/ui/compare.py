@@ -11,18 +11,17 @@ from __future__ import annotations
 import difflib
 import html
 import math
-from typing import Any
 
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from workbench import datasets
+from workbench import datasets, metrics, present
 from workbench.sweeps.summary import data_version, list_sweeps, progress, runs_frame, summarize
 from workbench.ui.common import db
 
 PAGE_SIZE = 20
-DASH = "–"
+NO_METRIC = "(none)"
 
 
 @st.cache_resource(show_spinner="Loading results ...", max_entries=4)
@@ -44,14 +43,6 @@ def _frame(sweep_id: int, version: tuple) -> pd.DataFrame:
     )
     df["expected"] = df["example_id"].map(lambda i: rows[i][2] if i in rows else None)
     return df
-
-
-def _money(v: Any) -> str:
-    return DASH if v is None or (isinstance(v, float) and math.isnan(v)) else f"${v:.4f}"
-
-
-def _num(v: Any, spec: str = ".0f") -> str:
-    return DASH if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:{spec}}"
 
 
 def render() -> None:
@@ -133,15 +124,18 @@ def _filters(df: pd.DataFrame) -> tuple[pd.DataFrame, tuple]:
         models = c2.multiselect("Models", sorted(df["model"].unique()), key="compare.f_models")
         grids = c3.multiselect("Parameters", sorted(df["grid"].unique()), key="compare.f_grid")
         statuses = c4.multiselect("Status", sorted(df["status"].unique()), key="compare.f_status")
-        score_cols = [c for c in df.columns if c.startswith("score_")]
+        scored = {m.name: m for m in metrics.score_columns(df.columns)}
         metric = None
-        if score_cols:
+        if scored:
             c5, c6 = st.columns(2)
             metric = c5.selectbox(
-                "Score filter", ["(none)", *[c[6:] for c in score_cols]], key="compare.f_metric"
+                "Score filter",
+                [NO_METRIC, *scored],
+                format_func=lambda name: scored[name].label if name in scored else name,
+                key="compare.f_metric",
             )
-            if metric != "(none)":
-                values = df[f"score_{metric}"].dropna()
+            if metric != NO_METRIC:
+                values = df[scored[metric].column].dropna()
                 lo, hi = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
                 if lo == hi:
                     hi = lo + 1
@@ -156,15 +150,15 @@ def _filters(df: pd.DataFrame) -> tuple[pd.DataFrame, tuple]:
     if statuses:
         out = out[out["status"].isin(statuses)]
     key: tuple = (tuple(versions), tuple(models), tuple(grids), tuple(statuses))
-    if metric and metric != "(none)":
-        col = out[f"score_{metric}"]
+    if metric and metric != NO_METRIC:
+        col = out[scored[metric].column]
         out = out[(col >= rng[0]) & (col <= rng[1])]
         key += (metric, tuple(rng))
     return out, key
 
 
 def _summary(table: pd.DataFrame) -> None:
-    score_means = [c for c in table.columns if c.startswith("score_") and c.endswith("_mean")]
+    scored = metrics.mean_columns(table.columns)
     rows = []
     for _, r in table.iterrows():
         row = {
@@ -174,28 +168,24 @@ def _summary(table: pd.DataFrame) -> None:
             "cached": r["cached"],
             "truncated": r["truncated"],
         }
-        for c in score_means:
-            metric = c[6:-5]
-            std = r.get(f"score_{metric}_std")
-            row[metric] = (
-                DASH
-                if pd.isna(r[c])
-                else (f"{r[c]:.3f} ± {std:.3f}" if std is not None and not pd.isna(std) else f"{r[c]:.3f}")
-            )
+        for m in scored:
+            mean, std = r[m.mean_column], r.get(m.std_column)
+            spread = "" if present.is_missing(mean) or present.is_missing(std) else f" ± {present.score(std)}"
+            row[m.name] = present.score(mean) + spread
         row.update(
             {
                 "tokens in": r["prompt_tokens"],
                 "tokens out": r["completion_tokens"],
-                "cost": _money(r["cost_usd"]),
-                "p50 ms": _num(r["latency_p50_ms"]),
-                "p95 ms": _num(r["latency_p95_ms"]),
-                "TTFT p50 ms": _num(r["ttft_p50_ms"]),
+                "cost": present.money(r["cost_usd"]),
+                "p50 ms": present.ms(r["latency_p50_ms"]),
+                "p95 ms": present.ms(r["latency_p95_ms"]),
+                "TTFT p50 ms": present.ms(r["ttft_p50_ms"]),
             }
         )
         rows.append(row)
     st.dataframe(rows, hide_index=True, width="stretch", key="compare.summary")
     st.caption(
-        "Scores are means ± standard deviation over done cells; cost shows – when a model is unpriced."
+        "Scores are means ± standard deviation over done cells; cost shows unknown when a model is unpriced."
     )
 
 
@@ -232,10 +222,13 @@ def _charts(df: pd.DataFrame, table: pd.DataFrame, by_version_model: pd.DataFram
             ),
             key="compare.chart_latency",
         )
-    means = [c for c in table.columns if c.startswith("score_") and c.endswith("_mean")]
-    if means:
-        metric = st.selectbox("Score", [c[6:-5] for c in means], key="compare.chart_metric")
-        pivot = by_version_model.pivot_table(index="version", columns="model", values=f"score_{metric}_mean")
+    scored = {m.name: m for m in metrics.mean_columns(table.columns)}
+    if scored:
+        name = st.selectbox(
+            "Score", list(scored), format_func=lambda n: scored[n].label, key="compare.chart_metric"
+        )
+        metric = scored[name]
+        pivot = by_version_model.pivot_table(index="version", columns="model", values=metric.mean_column)
         c3, c4 = st.columns(2)
         c3.plotly_chart(
             px.imshow(
@@ -243,21 +236,22 @@ def _charts(df: pd.DataFrame, table: pd.DataFrame, by_version_model: pd.DataFram
                 text_auto=".2f",
                 aspect="auto",
                 color_continuous_scale="Viridis",
-                title=f"{metric}: version x model",
+                title=f"{metric.label}: version x model",
             ),
             key="compare.chart_heat",
         )
-        trade = table.dropna(subset=[f"score_{metric}_mean"])
+        trade = table.dropna(subset=[metric.mean_column])
         cost_axis = "cost_usd" if trade["cost_usd"].notna().any() else "completion_tokens"
         c4.plotly_chart(
             px.scatter(
                 trade,
                 x=cost_axis,
-                y=f"score_{metric}_mean",
+                y=metric.mean_column,
                 color="model",
                 symbol="version",
                 hover_name="column",
-                title=f"{metric} vs {cost_axis.replace('_', ' ')}",
+                title=f"{metric.label} vs {cost_axis.replace('_', ' ')}",
+                labels={metric.mean_column: f"{metric.name} (mean)"},
             ),
             key="compare.chart_tradeoff",
         )

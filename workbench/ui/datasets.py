@@ -8,13 +8,12 @@ stay linked to their rows.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from workbench import datasets
+from workbench import datasets, present
 from workbench.errors import WorkbenchError
 from workbench.ui.common import db, show_error
 
@@ -85,12 +84,6 @@ def _render_import() -> None:
             show_error(exc)
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
 def _render_browse() -> None:
     with db() as s:
         all_sets = datasets.list_datasets(s)
@@ -145,7 +138,7 @@ def _render_browse() -> None:
     )
     records = []
     for rec in edited.to_dict(orient="records"):
-        rec = {k: _clean(v) for k, v in rec.items()}
+        rec = {k: present.json_safe(v) for k, v in rec.items()}  # the editor's NaN is an empty cell
         if rec.get("_id") is None:
             rec.pop("_id", None)
         else:

@@ -6,6 +6,7 @@ from typing import Any
 
 import streamlit as st
 
+from workbench import metrics
 from workbench.release import export
 from workbench.release.imports import ImportSchemaError, import_file
 from workbench.ui.common import db, errors_shown, show_error
@@ -95,7 +96,8 @@ def _versions(options: dict[str, Any]) -> None:
     if not rows:
         st.info("Nothing matches this selection.")
         return
-    shown = [{k: r.get(k) for k in PREVIEW_COLUMNS + [c for c in r if c.startswith("score_")]} for r in rows]
+    scores = [m.mean_column for m in metrics.mean_columns(c for r in rows for c in r)]
+    shown = [{k: r.get(k) for k in PREVIEW_COLUMNS + scores} for r in rows]
     st.dataframe(shown, hide_index=True, width="stretch", key="export.preview")
     st.caption(f"{len(rows)} version{'s' if len(rows) != 1 else ''} selected.")
     cols = st.columns(2)

@@ -13,23 +13,15 @@ from typing import Any
 
 import streamlit as st
 
-from workbench import datasets
+from workbench import datasets, present
 from workbench.optimize.metrics import METRICS
 from workbench.optimize.optimizers import OPTIMIZERS
-from workbench.prompts.store import store
+from workbench.prompts import store
 from workbench.providers import catalog
 from workbench.ui.background import runner
 from workbench.ui.common import db, errors_shown
 
 LOCAL_HINT = "local/"
-
-
-def _fmt(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3f}"
-
-
-def _money(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:.4f}"
 
 
 def render() -> None:
@@ -155,7 +147,7 @@ def _new() -> None:
     m1.metric("Train / validation rows", f"{len(plan.train_ids)} / {len(plan.val_ids)}")
     m2.metric("Estimated calls", plan.estimated_calls)
     m3.metric("Hard call cap", plan.call_cap)
-    m4.metric("Estimated cost", _money(plan.estimated_cost_usd))
+    m4.metric("Estimated cost", present.money(plan.estimated_cost_usd))
     st.caption(
         f"Estimated calls: baseline {c['baseline']}, optimizer {c['optimizer_task']}"
         + (f" + {c['optimizer_prompt']} prompt-model" if c["optimizer_prompt"] else "")
@@ -238,9 +230,9 @@ def _running(row) -> None:
         text=f"{row.status} · phase {progress.get('phase', '?')} · {row.lm_calls} of at most {cap} calls",
     )
     m1, m2, m3 = st.columns(3)
-    m1.metric("Baseline (validation)", _fmt(row.baseline_score))
-    m2.metric("Best so far (optimizer's own evaluation)", _fmt(progress.get("best_score")))
-    m3.metric("Cost so far", _money(row.cost_usd))
+    m1.metric("Baseline (validation)", present.score(row.baseline_score))
+    m2.metric("Best so far (optimizer's own evaluation)", present.score(progress.get("best_score")))
+    m3.metric("Cost so far", present.money(row.cost_usd))
     st.code("\n".join((row.log or "").splitlines()[-15:]) or "starting ...", language=None)
     if row.cancel_requested:
         st.info("Cancel requested: stopping before the next call.")
@@ -259,15 +251,15 @@ def _finished(row) -> None:
     elif row.status == "cancelled":
         st.warning("Cancelled. What the optimizer had learned so far is shown below.", icon="⏹️")
     m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Baseline (validation)", _fmt(row.baseline_score))
+    m1.metric("Baseline (validation)", present.score(row.baseline_score))
     delta = (
         None
         if row.final_score is None or row.baseline_score is None
-        else f"{row.final_score - row.baseline_score:+.3f}"
+        else present.number(row.final_score - row.baseline_score, "+.3f")
     )
-    m2.metric("Optimized (validation)", _fmt(row.final_score), delta=delta)
+    m2.metric("Optimized (validation)", present.score(row.final_score), delta=delta)
     m3.metric("Calls used", f"{row.lm_calls} / {row.call_cap}")
-    m4.metric("Cost", _money(row.cost_usd))
+    m4.metric("Cost", present.money(row.cost_usd))
     (st.success if prop.can_save else st.info)(prop.reason)
     table = row_comparison(row)
     if table:
@@ -308,8 +300,8 @@ def _save_section(row, prop) -> None:
         st.success(f"Saved as {ref} (source dspy, parent = the input version).")
         if rescored:
             st.info(
-                f"Re-scored by sweep #{rescored['sweep_id']}: {_fmt(rescored['sweep_score'])} "
-                f"(DSPy: {_fmt(rescored['dspy_score'])}). {rescored['explanation']}"
+                f"Re-scored by sweep #{rescored['sweep_id']}: {present.score(rescored['sweep_score'])} "
+                f"(DSPy: {present.score(rescored['dspy_score'])}). {rescored['explanation']}"
             )
         elif runner().error(job) is not None:
             st.error(f"Re-scoring failed: {runner().error(job)}")

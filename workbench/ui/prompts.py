@@ -15,8 +15,8 @@ import streamlit as st
 from workbench import datasets
 from workbench.errors import MissingVariableError, TemplateError, WorkbenchError
 from workbench.models import PromptVersion
-from workbench.prompts.store import diff, store, templates
-from workbench.ui.common import db, show_error
+from workbench.prompts import diff, store, templates
+from workbench.ui.common import db, error_text, show_error
 
 ROLES = list(templates.ROLES)
 NEW = "➕ New prompt"
@@ -264,7 +264,7 @@ def _save(name: str, draft: dict[str, Any], errors: dict[int, str]) -> None:
             )
             number = version.number
     except WorkbenchError as exc:
-        state["store.save_error"] = str(exc)
+        state["store.save_error"] = error_text(exc)
         return
     state.pop("store.save_error", None)
     if created:
@@ -295,11 +295,8 @@ def _render_preview(draft: dict[str, Any], errors: dict[int, str]) -> None:
     st.markdown("**Preview** (what the model receives)")
     try:
         rendered = templates.render_messages(draft["messages"], values)
-    except MissingVariableError as exc:
-        st.warning(str(exc))
-        return
-    except WorkbenchError as exc:
-        show_error(exc)
+    except WorkbenchError as exc:  # a missing value is something to fill in: a warning, not an error
+        show_error(exc, warning=isinstance(exc, MissingVariableError))
         return
     for msg in rendered:
         with st.chat_message(

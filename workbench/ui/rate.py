@@ -8,20 +8,19 @@ the pair ids this rater skipped (a skip stores nothing in the database).
 
 from __future__ import annotations
 
-import math
 import random
-from typing import Any
 
 import streamlit as st
 
+from workbench import metrics, present
 from workbench.errors import WorkbenchError
 from workbench.rating import agreement
 from workbench.rating.entries import dimensions_for
 from workbench.rating.leaderboard import progress_for, ranking_report
 from workbench.rating.pairs import DuplicateVoteError, Pair, card_for, next_pair, rateable_sweeps, record_vote
-from workbench.ui.common import db, show_error
+from workbench.ui.common import db, error_text, show_error
 
-DASH = "–"
+DASH = present.DASH
 DIMENSION_LABELS = {
     "version": "Prompt versions",
     "model": "Models",
@@ -37,19 +36,6 @@ BUTTONS = {
     "both_bad": ("Both bad", "X", "Neither output is acceptable."),
 }
 VERDICT_WORDS = {"left": "A better", "right": "B better", "tie": "tie", "both_bad": "both bad"}
-
-
-def fmt(value: Any, spec: str = ".0f", *, prefix: str = "", suffix: str = "") -> str:
-    """A number for display; None and NaN show as a dash, never as 'None' or 'nan'."""
-    if value is None:
-        return DASH
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if not math.isfinite(number):
-        return DASH
-    return f"{prefix}{number:{spec}}{suffix}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,9 +144,9 @@ def _vote(side: str) -> None:
                 comment=state.get("rate.comment", ""),
             )
     except DuplicateVoteError as exc:  # e.g. the same name voting in two tabs: move on
-        state["rate.error"] = str(exc)
+        state["rate.error"] = error_text(exc)
     except WorkbenchError as exc:
-        state["rate.error"] = str(exc)
+        state["rate.error"] = error_text(exc)
         return
     else:
         state["rate.error"] = None
@@ -275,23 +261,23 @@ def _card(sweep_id: int, by: str, rater: str, reveal: bool, show_expected: bool)
 
 def leaderboard_rows(board) -> list[dict[str, str]]:
     """The leaderboard as display rows of text, every missing number shown as a dash."""
-    score_cols = [c for c in board.columns if c.startswith("score_") and c.endswith("_mean")]
+    scored = metrics.mean_columns(board.columns)
     rows = []
     for r in board.to_dict(orient="records"):
         row = {
             "Rank": str(r["rank"]),
             "Entry": r["entry"],
-            "Score": fmt(r["score"]),
-            "95% CI": f"{fmt(r['ci_low'])} – {fmt(r['ci_high'])}",
+            "Score": present.number(r["score"], ".0f"),
+            "95% CI": f"{present.number(r['ci_low'], '.0f')} – {present.number(r['ci_high'], '.0f')}",
             "Votes": str(r["votes"]),
             "W / L / T": f"{r['wins']} / {r['losses']} / {r['ties']}",
-            "Win rate": fmt(r["win_rate"] * 100, ".0f", suffix="%") if r["votes"] else DASH,
+            "Win rate": present.percent(r["win_rate"]) if r["votes"] else DASH,
         }
-        for c in score_cols:
-            row[f"{c[6:-5]} (mean)"] = fmt(r.get(c), ".3f")
-        row["Cost"] = fmt(r.get("cost_usd"), ".4f", prefix="$")
-        row["Cost / run"] = fmt(r.get("cost_per_run_usd"), ".6f", prefix="$")
-        row["Latency p50"] = fmt(r.get("latency_p50_ms"), ".0f", suffix=" ms")
+        for m in scored:
+            row[f"{m.name} (mean)"] = present.score(r.get(m.mean_column))
+        row["Cost"] = present.money(r.get("cost_usd"))
+        row["Cost / run"] = present.money(r.get("cost_per_run_usd"), 6)
+        row["Latency p50"] = present.number(r.get("latency_p50_ms"), ".0f", suffix=" ms")
         rows.append(row)
     return rows
 
@@ -392,17 +378,18 @@ def _board(sweep_id: int, by: str) -> None:
     if bias["n"]:
         st.plotly_chart(_bias_figure(bias), key="rate.bias")
         st.caption(
-            f"Left side won {fmt(bias['left_share'] * 100)}% of {bias['n']} decisive votes "
-            f"(95% CI {fmt(bias['ci_low'] * 100)}–{fmt(bias['ci_high'] * 100)}%). Near 50% means "
+            f"Left side won {present.percent(bias['left_share'])} of {bias['n']} decisive votes "
+            f"(95% CI {present.percent(bias['ci_low'])}–{present.percent(bias['ci_high'])}). Near 50% means "
             "raters did not favour a side."
         )
     else:
         st.caption("Position bias: no decisive human votes yet (ties and automatic ties pick no side).")
     agree = report["agreement"]
     if agree["items"]:
-        kappa = f", Cohen's kappa {agree['kappa']:.2f}" if agree["kappa"] is not None else ""
+        kappa = "" if agree["kappa"] is None else f", Cohen's kappa {present.number(agree['kappa'], '.2f')}"
         st.markdown(
-            f"**Rater agreement:** {fmt(agree['percent_agreement'])}% on {agree['items']} pairs rated by "
+            f"**Rater agreement:** {present.number(agree['percent_agreement'], '.0f', suffix='%')} on "
+            f"{agree['items']} pairs rated by "
             f"{', '.join(agree['raters'])}{kappa}."
         )
         if agree["kappa_note"]:

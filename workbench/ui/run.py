@@ -12,11 +12,11 @@ from typing import Any
 
 import streamlit as st
 
-from workbench import datasets
+from workbench import datasets, metrics, present
 from workbench.errors import ValidationError, WorkbenchError
-from workbench.prompts.store import store, templates
+from workbench.prompts import store, templates
 from workbench.providers import catalog
-from workbench.sweeps.execute import prepare_resume, request_cancel
+from workbench.sweeps.lifecycle import prepare_resume, request_cancel
 from workbench.sweeps.plan import SweepSpec, create_sweep, parse_param_values, preview, require_sweep
 from workbench.sweeps.scoring import SCORERS
 from workbench.sweeps.summary import latest_runs, list_sweeps, progress
@@ -103,6 +103,7 @@ def _render_builder() -> None:
         scorers = c1.multiselect(
             "Scorers",
             list(SCORERS),
+            format_func=lambda name: f"{name}: {metrics.get(name).label}",
             default=["exact", "contains"] if source in labelled else ["length"],
             key=f"run.scorers.{source}",
         )
@@ -152,7 +153,6 @@ def _render_builder() -> None:
     except WorkbenchError as exc:
         show_error(exc)
         return
-    cost = "unknown" if plan.estimated_cost_usd is None else f"${plan.estimated_cost_usd:.4f}"
     c1, c2, c3, c4 = st.columns(4)
     c1.metric(
         "Cells",
@@ -164,7 +164,7 @@ def _render_builder() -> None:
     c3.metric("From cache", f"{plan.cached:,}")
     c4.metric(
         "Estimated cost (max)",
-        cost,
+        present.money(plan.estimated_cost_usd),
         help="Prompt tokens counted, completion tokens at max_tokens; cache hits are free.",
     )
     if plan.unpriced_models:
@@ -197,10 +197,9 @@ def _ad_hoc_variables(versions: list[str]) -> dict[str, Any]:
     return {n: st.text_input(n, key=f"run.var.{n}") for n in names}
 
 
-def _fmt_seconds(value: float | None) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.0f} s" if value < 120 else f"{value / 60:.1f} min"
+def _cost(priced_usd: float, unpriced: int) -> str:
+    """What the priced cells cost, and how many cells have no price (so a total is never a silent $0)."""
+    return present.money(priced_usd) + (f" + {unpriced} unpriced" if unpriced else "")
 
 
 def _render_progress(sweep_id: int) -> None:
@@ -231,10 +230,12 @@ def _progress_panel(sweep_id: int) -> None:
     c[3].metric("Remaining", f"{p.remaining:,}")
     c[4].metric(
         "Cost so far",
-        f"${p.cost_usd + p.scoring_cost_usd:.4f}" + (f" + {p.unpriced} unpriced" if p.unpriced else ""),
-        help=f"Calls ${p.cost_usd:.4f} + judge ${p.scoring_cost_usd:.4f}" if p.scoring_cost_usd else None,
+        _cost(p.cost_usd + p.scoring_cost_usd, p.unpriced),
+        help=f"Calls {present.money(p.cost_usd)} + judge {present.money(p.scoring_cost_usd)}"
+        if p.scoring_cost_usd
+        else None,
     )
-    c[5].metric("ETA", _fmt_seconds(p.eta_s) if p.remaining else "done")
+    c[5].metric("ETA", present.seconds(p.eta_s) if p.remaining else "done")
     if p.error:
         st.warning(p.error)
     b1, b2, _ = st.columns([1, 1, 4])
@@ -278,7 +279,7 @@ def _render_past() -> None:
             "done": p.done,
             "failed": p.failed,
             "cached": p.cached,
-            "cost $": round(p.cost_usd, 4),
+            "cost": _cost(p.cost_usd, p.unpriced),
             "created": sw.created_at.strftime("%Y-%m-%d %H:%M"),
         }
         for sw, p in items

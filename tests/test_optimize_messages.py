@@ -1,10 +1,10 @@
-"""The exported version renders to exactly the messages DSPy scored (adapter == export == wire)."""
+"""The saved version renders to exactly the messages DSPy scored (adapter == messages == wire)."""
 
 import pytest
 
 from workbench.db import migrate, session_scope
 from workbench.optimize import messages
-from workbench.prompts.store import store, templates
+from workbench.prompts import store, templates
 
 NASTY = [
     "plain",
@@ -62,11 +62,11 @@ def test_adapter_messages_equal_the_saved_versions_rendering():
     from workbench.optimize.adapter import WorkbenchAdapter, dspy, make_program, make_shape, predictor_of
 
     migrate()
-    messages = [
+    version_messages = [
         {"role": "system", "content": "Classify {{ review }}'s sentiment."},
         {"role": "user", "content": "Review: {{ review }}\nSentiment:"},
     ]
-    shape = make_shape(messages, ["review"])
+    shape = make_shape(version_messages, ["review"])
     program = make_program(shape)
     predictor = predictor_of(program)
     predictor.signature = predictor.signature.with_instructions("Rewritten: {{ review }} {{ nope }}\n")
