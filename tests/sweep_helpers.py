@@ -6,7 +6,7 @@ from pathlib import Path
 
 from workbench import datasets
 from workbench.db import session_scope
-from workbench.prompts.store import store
+from workbench.prompts import store
 from workbench.sweeps.execute import ExecutorOptions, execute_sweep
 from workbench.sweeps.plan import SweepSpec, create_sweep
 from workbench.sweeps.retry import RetryPolicy

@@ -39,14 +39,38 @@ def test_regex_json_and_schema():
 
 
 def test_bad_scorer_config_is_refused():
-    with pytest.raises(ValidationError, match="needs a pattern"):
+    with pytest.raises(ValidationError, match=r"The regex scorer needs a pattern\.$") as err:
         ScoringConfig(metrics=["regex"])
+    assert err.value.field == "regex"
     with pytest.raises(ValidationError, match="does not compile"):
         ScoringConfig(metrics=["regex"], regex="(")
     with pytest.raises(ValidationError, match="JSON Schema is invalid"):
         ScoringConfig(metrics=["json"], json_schema={"type": 5})
-    with pytest.raises(ValidationError, match="judge-model"):
+    with pytest.raises(ValidationError, match=r"The judge scorer needs a model\.$") as err:
         ScoringConfig(metrics=["judge"])
+    assert err.value.field == "judge_model"
+    with pytest.raises(ValidationError, match="Unknown scorer") as err:
+        ScoringConfig(metrics=["vibes"])
+    assert err.value.field == "score"
+
+
+def test_scorer_errors_name_no_command_line_flag():
+    for bad in ({"metrics": ["regex"]}, {"metrics": ["judge"]}, {"metrics": ["vibes"]}):
+        with pytest.raises(ValidationError) as err:
+            ScoringConfig(**bad)
+        assert "--" not in str(err.value)
+
+
+def test_expected_answers_and_winners_come_from_the_metric_registry():
+    from workbench import metrics
+    from workbench.sweeps.scoring import SCORERS
+
+    assert set(SCORERS) == set(metrics.METRICS) - {"json_schema"}
+    needs = {m.name for m in metrics.METRICS.values() if m.needs_expected}
+    assert needs == {"exact", "exact_raw", "contains", "contains_raw"}
+    # Without an expected answer, exactly the metrics that need one are skipped.
+    offline = [m for m in SCORERS if m != "judge"]  # every scorer that makes no call
+    assert set(scores(offline, "abc", None, regex="a")) == set(offline) - needs
 
 
 def test_parse_judge():

@@ -12,7 +12,7 @@ from tests.sweep_helpers import FAKE, FAKE2, plan, run, seed
 from workbench.db import session_scope
 from workbench.errors import BudgetExceededError, MissingVariableError, ModelUnavailableError, ValidationError
 from workbench.models import Run, Score, Sweep
-from workbench.sweeps.execute import request_cancel
+from workbench.sweeps.lifecycle import request_cancel
 from workbench.sweeps.plan import SweepSpec, create_sweep, preview
 from workbench.sweeps.summary import progress, runs_frame, summarize
 
@@ -185,7 +185,7 @@ def test_budget_refuses_an_expensive_plan(fake_env):
 
 def test_planning_validates_before_any_call(fake_env, monkeypatch):
     with session_scope() as s:
-        from workbench.prompts.store import store
+        from workbench.prompts import store
 
         store.save_version(
             s, prompt_name="needs", messages=[{"role": "user", "content": "{{ marker }} {{ nope }}"}]
@@ -307,3 +307,21 @@ def test_cancel_of_a_sweep_whose_process_died(fake_env):
     with session_scope() as s:
         assert s.get(Sweep, sweep_id).status == "cancelled"
     assert {r.status for r in runs_of(sweep_id)} == {"cancelled"}
+
+
+def test_every_sweep_entry_point_says_no_sweep_with_one_error(fake_env):
+    from workbench.errors import SweepNotFoundError
+    from workbench.sweeps.execute import execute_sweep
+    from workbench.sweeps.lifecycle import prepare_resume
+
+    calls = [
+        lambda: request_cancel(999),
+        lambda: prepare_resume(999),
+        lambda: execute_sweep(999),
+    ]
+    for call in calls:
+        with pytest.raises(SweepNotFoundError, match="No sweep with id 999") as err:
+            call()
+        assert err.value.field == "sweep"
+    with session_scope() as s, pytest.raises(SweepNotFoundError):
+        progress(s, 999)

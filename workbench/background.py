@@ -75,22 +75,14 @@ def run_sweep_job(sweep_id: int) -> None:
     If the executor fails (a database outage, a bug), the error is written on the sweep and this
     process's claims are released, so the page says what happened and Resume can finish it.
     """
-    from workbench.db import get_engine, session_scope
-    from workbench.models import Sweep
-    from workbench.sweeps import claims
+    from workbench.sweeps import lifecycle
     from workbench.sweeps.execute import execute_sweep
 
     try:
         execute_sweep(sweep_id)
     except Exception as exc:
         log.exception("sweep %s stopped", sweep_id)
-        claims.release_stale(get_engine(), sweep_id=sweep_id, release_own=True)
-        with session_scope() as s:
-            sweep = s.get(Sweep, sweep_id)
-            if sweep is not None:
-                sweep.status = "failed"
-                sweep.error = f"The sweep stopped: {type(exc).__name__}: {exc}. Resume it to finish the rest."
-                s.add(sweep)
+        lifecycle.mark_stopped(sweep_id, exc)
         raise
 
 
@@ -121,26 +113,9 @@ def fail_orphaned_optimizations() -> list[int]:
 
 def resume_unfinished_sweeps(runner: BackgroundRunner) -> list[int]:
     """On server start: release claims of dead processes and restart sweeps left running."""
-    from sqlmodel import Session, col, select
+    from workbench.sweeps import lifecycle
 
-    from workbench.db import get_engine
-    from workbench.models import Run, Sweep
-    from workbench.sweeps import claims
-
-    engine = get_engine()
-    claims.release_stale(engine)
-    with Session(engine) as s:
-        stmt = (
-            select(Run.sweep_id)
-            .join(Sweep, Sweep.id == Run.sweep_id)
-            .where(
-                Run.status == "pending",
-                col(Sweep.status) == "running",
-                col(Sweep.cancel_requested).is_(False),
-            )
-            .distinct()
-        )
-        ids = sorted(s.exec(stmt).all())
+    ids = lifecycle.unfinished_sweeps()
     for sweep_id in ids:
         runner.submit(f"sweep-{sweep_id}", run_sweep_job, sweep_id)
     return ids

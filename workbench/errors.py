@@ -102,8 +102,9 @@ class ProviderError(WorkbenchError):
         status_code: int | None = None,
         retry_after: float | None = None,
         request_id: str | None = None,
+        field: str | None = "model",
     ):
-        super().__init__(message, field="model")
+        super().__init__(message, field=field)
         self.kind = kind
         self.transient = transient
         self.status_code = status_code

@@ -1,4 +1,4 @@
-"""What is in the database, for the home page and `python -m workbench status`."""
+"""What is in the database, for the home page."""
 
 from __future__ import annotations
 

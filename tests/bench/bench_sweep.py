@@ -89,7 +89,7 @@ def setup_db(tmp: Path, base_url: str, rows: int) -> None:
     os.environ["WB_BENCH_KEY"] = "sk-bench"
     from workbench import datasets
     from workbench.db import migrate, session_scope
-    from workbench.prompts.store import store
+    from workbench.prompts import store
 
     migrate()
     with session_scope() as s:

@@ -1,8 +1,16 @@
 """Fan-out sweeps: plan a grid of cells, execute them reliably, score and summarise them.
 
-- `plan`: validate a SweepSpec and write every cell as a pending Run (with cache hits filled in).
+- `plan`: validate a SweepSpec and write every cell as a pending Run (with cache hits filled in);
+  `require_sweep` is the one place that says a sweep does not exist.
 - `claims`: hand pending cells to executors without two executors running one cell.
-- `execute`: the async executor (bounded concurrency, retries, cancel, circuit breaker).
-- `scoring`: automatic scorers stored as Score rows.
-- `summary`: per-column aggregates and progress.
+- `execute`: the async executor: claims cells, runs them with bounded concurrency per model,
+  scores them and reports what it did.
+- `retry`: the one retry loop every provider call of a sweep goes through (cells and judge calls):
+  backoff and Retry-After, the circuit breaker, cancel and request counting.
+- `circuit`: the auth circuit breaker (stop calling a model whose key is refused).
+- `writes`: batched writes of results and scores, flushed as soon as a result exists.
+- `scoring`: the automatic scorers (pure functions) and the judge's rubric and reply parsing.
+- `judge`: LLM-judge scoring calls of a running sweep.
+- `lifecycle`: a sweep's states: start, finish, cancel, resume, recovery after a crash.
+- `summary`: progress, per-cell frames and per-column aggregates.
 """

@@ -17,10 +17,10 @@ from typing import Any
 from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
-from workbench import datasets
+from workbench import datasets, metrics
 from workbench.errors import BudgetExceededError, ValidationError
 from workbench.models import Run, Sweep, utcnow
-from workbench.prompts.store import store
+from workbench.prompts import store
 from workbench.providers import catalog
 from workbench.sweeps.scoring import ScoringConfig
 
@@ -50,10 +50,12 @@ class SweepSpec:
     name: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec as stored in a sweep's config."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SweepSpec:
+        """A spec from a stored config; keys this version does not know are ignored."""
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -75,6 +77,7 @@ class PlanSummary:
     param_combos: list[dict[str, Any]]
 
     def to_dict(self) -> dict[str, Any]:
+        """The summary as plain data (stored in the sweep's config, printed as JSON)."""
         return asdict(self)
 
 
@@ -163,19 +166,19 @@ def _rows(session: Session, spec: SweepSpec) -> tuple[int | None, list[tuple[int
 
 def _check_spec(spec: SweepSpec) -> None:
     if not spec.prompts:
-        raise ValidationError("Choose at least one prompt version.")
+        raise ValidationError("Choose at least one prompt version.", field="prompts")
     if not spec.models:
-        raise ValidationError("Choose at least one model.")
+        raise ValidationError("Choose at least one model.", field="models")
     if len(set(spec.models)) != len(spec.models):
-        raise ValidationError("A model is listed twice.")
+        raise ValidationError("A model is listed twice.", field="models")
     if not 1 <= int(spec.repeats) <= 100:
-        raise ValidationError("repeats must be between 1 and 100.")
+        raise ValidationError("repeats must be between 1 and 100.", field="repeats")
     if not 1 <= int(spec.concurrency) <= 512:
-        raise ValidationError("concurrency must be between 1 and 512.")
+        raise ValidationError("concurrency must be between 1 and 512.", field="concurrency")
     if spec.budget_usd is not None and spec.budget_usd < 0:
-        raise ValidationError("The budget cannot be negative.")
+        raise ValidationError("The budget cannot be negative.", field="budget_usd")
     if not 1 <= int(spec.max_attempts) <= 20:
-        raise ValidationError("max_attempts must be between 1 and 20.")
+        raise ValidationError("max_attempts must be between 1 and 20.", field="max_attempts")
 
 
 def _count_tokens(messages: list[dict[str, str]]) -> int:
@@ -203,11 +206,12 @@ def build_cells(session: Session, spec: SweepSpec) -> tuple[list[dict[str, Any]]
         catalog.require_callable(scoring.judge_model)
     combos = _grid(spec)
     dataset_id, rows = _rows(session, spec)
-    if any(m in {"exact", "exact_raw", "contains", "contains_raw"} for m in scoring.metrics) and all(
-        r[2] is None for r in rows
-    ):
+    needs_expected = [m for m in scoring.metrics if metrics.METRICS[m].needs_expected]
+    if needs_expected and all(r[2] is None for r in rows):
         raise ValidationError(
-            "exact/contains scorers need rows with an expected answer; this input has none."
+            f"Scoring by {', '.join(needs_expected)} needs rows with an expected answer; "
+            "this input has none.",
+            field="score",
         )
     total = len(versions) * len(entries) * len(combos) * len(rows) * int(spec.repeats)
     if total > MAX_CELLS:

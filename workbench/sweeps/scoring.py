@@ -1,7 +1,8 @@
 """Automatic scorers run on every done cell; each result becomes a `Score` row.
 
 Deterministic scorers are pure functions of (output, expected, config). The LLM judge is a model
-call of its own whose cost is recorded on its Score row.
+call of its own (made by `judge`, through the sweep's retry loop) whose cost is recorded on its
+Score row; its rubric and the parsing of its reply are here.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench import metrics
 from workbench.errors import ValidationError
 
-SCORERS = ("exact", "exact_raw", "contains", "contains_raw", "regex", "json", "length", "judge")
-NEEDS_EXPECTED = {"exact", "exact_raw", "contains", "contains_raw"}
-# Scores where higher means better (0-1); "length" has no better direction, so it never picks a winner.
-QUALITY_METRICS = ("exact", "exact_raw", "contains", "contains_raw", "regex", "json", "json_schema", "judge")
+# The scorers a user can ask for: every metric but json_schema, which the json scorer adds when a
+# schema is set. What a metric means (higher is better, needs an expected answer) is in `metrics`.
+SCORERS = tuple(name for name in metrics.METRICS if name != "json_schema")
 _PUNCT = str.maketrans("", "", string.punctuation + "“”‘’«»")
 
 DEFAULT_JUDGE_RUBRIC = (
@@ -43,15 +44,17 @@ class ScoringConfig:
         unknown = [m for m in self.metrics if m not in SCORERS]
         if unknown:
             raise ValidationError(
-                f"Unknown scorer(s): {', '.join(unknown)}. Choose from {', '.join(SCORERS)}."
+                f"Unknown scorer(s): {', '.join(unknown)}. Choose from {', '.join(SCORERS)}.", field="score"
             )
         if "regex" in self.metrics:
             if not self.regex:
-                raise ValidationError("The regex scorer needs a pattern (--regex PATTERN).")
+                raise ValidationError("The regex scorer needs a pattern.", field="regex")
             try:
                 re.compile(self.regex)
             except re.error as exc:
-                raise ValidationError(f"The regex '{self.regex}' does not compile: {exc}.") from None
+                raise ValidationError(
+                    f"The regex '{self.regex}' does not compile: {exc}.", field="regex"
+                ) from None
         if self.json_schema is not None:
             from jsonschema import Draft202012Validator
             from jsonschema.exceptions import SchemaError
@@ -59,13 +62,16 @@ class ScoringConfig:
             try:
                 Draft202012Validator.check_schema(self.json_schema)
             except SchemaError as exc:
-                raise ValidationError(f"The JSON Schema is invalid: {exc.message}.") from None
+                raise ValidationError(
+                    f"The JSON Schema is invalid: {exc.message}.", field="json_schema"
+                ) from None
         if "judge" in self.metrics and not self.judge_model:
-            raise ValidationError("The judge scorer needs a model (--judge-model MODEL).")
+            raise ValidationError("The judge scorer needs a model.", field="judge_model")
         if "judge" in self.metrics:
             check_rubric(self.judge_rubric)
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as stored in a sweep's spec."""
         return {
             "metrics": self.metrics,
             "regex": self.regex,
@@ -76,6 +82,7 @@ class ScoringConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> ScoringConfig:
+        """The config stored in a sweep's spec (validated again)."""
         data = data or {}
         return cls(
             metrics=list(data.get("metrics") or []),
@@ -103,7 +110,7 @@ def score_output(
     """Deterministic scores of one output: [(metric, value, detail)]. The judge is separate."""
     results: list[tuple[str, float, str | None]] = []
     for metric in cfg.metrics:
-        if metric in NEEDS_EXPECTED and expected is None:
+        if metrics.METRICS[metric].needs_expected and expected is None:
             continue  # an unlabelled row has nothing to compare with
         if metric == "exact":
             results.append((metric, float(normalize(output) == normalize(expected)), None))
@@ -159,7 +166,8 @@ def check_rubric(rubric: str | None) -> None:
     except WorkbenchError as exc:
         raise ValidationError(
             f"The judge rubric does not work: {exc} It may use {{{{ input }}}}, {{{{ output }}}} and "
-            "{{ expected }}."
+            "{{ expected }}.",
+            field="judge_rubric",
         ) from None
 
 

@@ -15,8 +15,9 @@ import pandas as pd
 from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
+from workbench import metrics
 from workbench.models import Prompt, PromptVersion, Run, Score, Sweep, utcnow
-from workbench.sweeps.plan import column_label, grid_keys, grid_label
+from workbench.sweeps.plan import column_label, grid_keys, grid_label, require_sweep
 
 
 @dataclass
@@ -42,23 +43,22 @@ class Progress:
 
     @property
     def finished(self) -> int:
+        """Cells that reached an end state (done, failed or cancelled)."""
         return self.done + self.failed + self.cancelled
 
     @property
     def remaining(self) -> int:
+        """Cells still to run (pending or running)."""
         return self.pending + self.running
 
     def to_dict(self) -> dict[str, Any]:
+        """The progress as plain data, with the derived counts."""
         return {**asdict(self), "finished": self.finished, "remaining": self.remaining}
 
 
 def progress(session: Session, sweep_id: int) -> Progress:
     """Where a sweep stands now (one aggregate query)."""
-    sweep = session.get(Sweep, sweep_id)
-    if sweep is None:
-        from workbench.errors import NotFoundError
-
-        raise NotFoundError(f"No sweep with id {sweep_id}.")
+    sweep = require_sweep(session, sweep_id)
     rows = session.exec(
         select(
             Run.status,
@@ -186,9 +186,11 @@ def runs_frame(session: Session, sweep_id: int) -> pd.DataFrame:
         .group_by(Score.run_id)
     ).all()
     df["scoring_cost_usd"] = df["run_id"].map(dict(judge_cost)).fillna(0.0) if judge_cost else 0.0
+    # Only registry metrics get a column: a "scoring_error" row has no value, only a detail.
+    scores = scores[scores["metric"].isin(list(metrics.METRICS))]
     if not scores.empty:
         wide = scores.pivot_table(index="run_id", columns="metric", values="value", aggfunc="first")
-        wide.columns = [f"score_{c}" for c in wide.columns]
+        wide.columns = [metrics.METRICS[name].column for name in wide.columns]
         df = df.merge(wide, left_on="run_id", right_index=True, how="left")
     return df
 
@@ -242,7 +244,7 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     """Per column: n, failures, mean (and std) of each score, tokens, cost, latency p50/p95, TTFT p50."""
     if df.empty:
         return pd.DataFrame(columns=["column", "n", "done", "failed"])
-    score_cols = [c for c in df.columns if c.startswith("score_")]
+    scored = metrics.score_columns(df.columns)
     out = []
     for column, g in df.groupby("column", sort=False):
         done = g[g["status"] == "done"]
@@ -258,10 +260,10 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
             "truncated": int((done["finish_reason"] == "length").sum()),
             "empty": int((done["output"].fillna("").str.strip() == "").sum()),
         }
-        for c in score_cols:
-            vals = done[c].dropna()
-            row[f"{c}_mean"] = float(vals.mean()) if len(vals) else None
-            row[f"{c}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else None
+        for metric in scored:
+            vals = done[metric.column].dropna()
+            row[metric.mean_column] = float(vals.mean()) if len(vals) else None
+            row[metric.std_column] = float(vals.std(ddof=1)) if len(vals) > 1 else None
         row["prompt_tokens"] = int(done["prompt_tokens"].fillna(0).sum())
         row["completion_tokens"] = int(done["completion_tokens"].fillna(0).sum())
         priced = done["cost_usd"].dropna()
