@@ -1,6 +1,5 @@
-"""`ratings SWEEP --by ...` and `ratings-export`, driven through their own parser in-process."""
+"""`ratings show SWEEP`, `ratings export` (and their older spellings), through the CLI's parser in-process."""
 
-import argparse
 import csv
 import io
 import json
@@ -9,19 +8,17 @@ import random
 import pytest
 
 from tests.test_ratings import prefer_version_1, rate_all, setup_rating_env, version_sweep
+from workbench.cli import build_parser, main
 from workbench.db import session_scope
 from workbench.errors import NotFoundError, ValidationError
 from workbench.rating import pairs
 
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="workbench")
-    pairs.add_commands(p.add_subparsers(dest="command"))
-    return p
+PLANTED = "sk-planted-SECRET-ratings-0123"
 
 
 def call(*argv: str) -> int:
-    args = parser().parse_args(list(argv))
+    """Run one command without main's error boundary, so typed errors reach the test."""
+    args = build_parser().parse_args(list(argv))
     return args.func(args)
 
 
@@ -34,24 +31,39 @@ def rated(fake_server, tmp_path, monkeypatch):
     return sweep_id
 
 
-def test_every_argument_has_help():
-    for action in parser()._subparsers._group_actions[0].choices.values():
-        for a in action._actions:
-            assert a.dest == "help" or a.help, a.dest
+def vote_with_comment(sweep_id: int, comment: str) -> None:
+    with session_scope() as s:
+        pair = pairs.next_pair(s, sweep_id=sweep_id, by="version", rater="cy", rng=random.Random(0))
+        pairs.record_vote(s, pair=pair, verdict_side="tie", rater="cy", comment=comment)
 
 
-def test_ratings_prints_leaderboard_bias_and_agreement(rated, capsys):
-    assert call("ratings", str(rated), "--by", "version", "--rounds", "30") == 0
+def test_ratings_show_prints_leaderboard_bias_and_agreement(rated, capsys):
+    assert call("ratings", "show", str(rated), "--by", "version", "--rounds", "30") == 0
     out = capsys.readouterr().out
     assert f"Sweep {rated} by version: 6 votes + 1 automatic ties" in out
     lines = out.splitlines()
     header = next(line for line in lines if line.startswith("rank"))
-    assert "exact" in header and "cost" in header and "p50 ms" in header
+    assert "exact" in header and "length" in header and "cost" in header and "p50 ms" in header
     first = lines[lines.index(header) + 2]
     assert first.split()[:2] == ["1", "echo@1"] and "6/0/1" in first
     assert "Position bias: the left side won" in out and "of 6 decisive votes" in out
     assert "Rater agreement: 100% on 3 pairs rated by ann, bob" in out
     assert "nan" not in out.lower()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["ratings", "{id}", "--by", "version", "--rounds", "30"],  # the older spelling: no verb
+        ["ratings", "--by", "version", "{id}", "--rounds", "30"],  # options before the sweep id
+        ["ratings", "show", "{id}", "--rounds", "30"],
+    ],
+)
+def test_ratings_id_is_ratings_show_id(rated, capsys, argv):
+    assert call("ratings", "show", str(rated), "--rounds", "30") == 0
+    expected = capsys.readouterr().out
+    assert call(*[a.format(id=rated) for a in argv]) == 0
+    assert capsys.readouterr().out == expected
 
 
 def test_ratings_json(rated, capsys):
@@ -66,7 +78,7 @@ def test_ratings_json(rated, capsys):
 def test_ratings_without_votes_shows_dashes_not_nan(fake_server, tmp_path, monkeypatch, capsys):
     setup_rating_env(fake_server, tmp_path, monkeypatch)
     sweep_id = version_sweep()
-    assert call("ratings", str(sweep_id), "--by", "model", "--rounds", "5") == 0
+    assert call("ratings", "show", str(sweep_id), "--by", "model", "--rounds", "5") == 0
     out = capsys.readouterr().out
     assert "0 votes" in out and "no decisive human votes yet" in out and "nan" not in out.lower()
     assert call("ratings", str(sweep_id), "--by", "model", "--json") == 0
@@ -77,21 +89,50 @@ def test_bad_input_raises_typed_errors(rated):
     with pytest.raises(NotFoundError):
         call("ratings", "999")
     with pytest.raises(ValidationError, match="rounds"):
-        call("ratings", str(rated), "--rounds", "0")
+        call("ratings", "show", str(rated), "--rounds", "0")
     with pytest.raises(SystemExit):  # argparse refuses an unknown dimension
         call("ratings", str(rated), "--by", "colour")
 
 
+def test_unknown_sweep_prints_where_to_find_sweeps(rated, capsys):
+    assert main(["ratings", "show", "999"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("error: ") and "999" in err[0]
+    assert err[1] == "hint: list sweeps with: python -m workbench sweep list"
+
+
 def test_export_csv_and_json(rated, tmp_path, capsys):
-    with session_scope() as s:
-        pair = pairs.next_pair(s, sweep_id=rated, by="version", rater="cy", rng=random.Random(0))
-        pairs.record_vote(s, pair=pair, verdict_side="tie", rater="cy", comment="=1+1")
-    assert call("ratings-export", "--format", "csv") == 0
+    vote_with_comment(rated, "=1+1")
+    assert call("ratings", "export", "--format", "csv") == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert len(rows) == 1 + 6 + 1  # auto tie, ann and bob, cy
     assert rows[-1]["comment"] == "'=1+1" and rows[-1]["verdict"] == "tie"
     out = tmp_path / "pairs.json"
-    assert call("ratings-export", "--sweep", str(rated), "--format", "json", "--out", str(out)) == 0
-    data = json.loads(out.read_text())
-    assert len(data) == 8 and data[-1]["comment"] == "=1+1" and data[0]["auto"] is True
-    assert "Wrote 8 ratings" in capsys.readouterr().err
+    assert call("ratings", "export", "--sweep", str(rated), "--format", "json", "--out", str(out)) == 0
+    votes = json.loads(out.read_text())["ratings"]
+    assert len(votes) == 8 and votes[-1]["comment"] == "=1+1" and votes[0]["auto"] is True
+    assert f"Wrote 8 ratings to {out}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_ratings_export_and_export_ratings_write_the_same_redacted_rows(rated, monkeypatch, capsys, fmt):
+    monkeypatch.setenv("RATER_API_KEY", PLANTED)
+    vote_with_comment(rated, f"pasted {PLANTED} by mistake")
+    outputs = []
+    for argv in (
+        ["ratings", "export", "--sweep", str(rated)],
+        ["ratings-export", "--sweep", str(rated)],  # the older spelling
+        ["export", "ratings", str(rated)],
+    ):
+        assert main([*argv, "--format", fmt]) == 0
+        outputs.append(capsys.readouterr().out)
+    if fmt == "json":  # the envelope carries the export's own timestamp; the rows must match exactly
+        outputs = [json.loads(o)["ratings"] for o in outputs]
+    assert outputs[0] == outputs[1] == outputs[2]
+    text = json.dumps(outputs[0])
+    assert PLANTED not in text and "pasted [redacted] by mistake" in text
+
+
+def test_export_ratings_of_every_sweep_by_default(rated, capsys):
+    assert main(["export", "ratings", "--format", "csv"]) == 0
+    assert len(list(csv.DictReader(io.StringIO(capsys.readouterr().out)))) == 7

@@ -8,7 +8,7 @@ from tests.fakeserver import Reply
 from tests.sweep_helpers import FAKE, seed
 from workbench.cli import main
 from workbench.db import session_scope
-from workbench.prompts.store import store
+from workbench.prompts import store
 
 
 def wb(*argv: str) -> int:
@@ -51,6 +51,9 @@ def test_a_regressing_candidate_exits_1_and_says_why(gate_env, capsys):
     assert out.startswith(f"FAIL: {cand} vs echo@1 on exact")
     assert "Regression overall: exact 0.000 vs baseline 1.000" in out
     assert f"Regression on {FAKE}" in out
+    overall = next(line for line in out.splitlines() if line.startswith("overall"))
+    assert overall.split() == ["overall", "0.000", "1.000", "-1.000", "4", "0", overall.split()[6], "FAIL"]
+    assert overall.split()[6].startswith("$")  # money from workbench.present, never a silent $0
 
 
 def test_a_holding_candidate_exits_0_and_promote_moves_the_label(gate_env, capsys):
@@ -91,7 +94,7 @@ def test_rerun_is_served_from_cache_and_cost_still_counts(gate_env, capsys):
     assert gate("--prompt", cand, "--max-cost", "0.000001", "--json") == 1
     assert gate_env.count() == calls
     data = json.loads(capsys.readouterr().out)
-    assert any("above --max-cost" in r for r in data["reasons"])
+    assert any("costs $" in r and "above" in r for r in data["reasons"])
     assert data["rows"][-1]["candidate_cost_usd"] > 0.000001
 
 
@@ -101,29 +104,33 @@ def test_min_score_and_failed_cells_fail_the_gate(gate_env, capsys):
     assert gate("--prompt", cand, "--max-regression", "1", "--min-score", "0.5") == 1
     out = capsys.readouterr().out
     assert "1 of the candidate's 4 cells failed" in out
-    assert "below --min-score 0.5" in out
+    assert "is below" in out and "0.5" in out
 
 
 @pytest.mark.parametrize(
-    "argv, message",
+    "argv, message, hint",
     [
-        (["--prompt", "echo@1", "--baseline", "echo:production", "--models", FAKE], "--dataset"),
+        (["--prompt", "echo@1", "--baseline", "echo:production", "--models", FAKE], "--dataset", None),
         (["--prompt", "echo@1", "--baseline", "echo@1", "--dataset", "rows", "--models", FAKE, "--promote"],
-         "names no label"),
+         "names no label", "NAME:label"),
         (["--prompt", "nope@1", "--baseline", "echo:production", "--dataset", "rows", "--models", FAKE],
-         "No prompt named 'nope'"),
+         "No prompt named 'nope'", None),
         (["--prompt", "echo@1", "--baseline", "echo:production", "--dataset", "rows", "--models", FAKE,
-          "--max-regression", "-1"], "cannot be negative"),
+          "--max-regression", "-1"], "cannot be negative", "--max-regression"),
     ],
 )  # fmt: skip
-def test_usage_errors_exit_2(gate_env, capsys, argv, message):
+def test_usage_errors_exit_2(gate_env, capsys, argv, message, hint):
     assert wb("gate", *argv) == 2
-    assert message in capsys.readouterr().err
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert message in lines[0]
+    if hint:  # the core names the setting; the CLI turns it into the flag to change
+        assert lines[1].startswith("hint: ") and hint in lines[1]
     assert gate_env.count() == 0
 
 
 def test_a_metric_without_a_better_direction_cannot_gate(gate_env, capsys):
     cand = add_candidate(HOLDS)
     assert gate("--prompt", cand, "--score", "length") == 2
-    assert "cannot gate a release" in capsys.readouterr().err
+    error, hint = capsys.readouterr().err.strip().splitlines()
+    assert "cannot gate a release" in error and "--score" in hint
     assert gate_env.count() == 0

@@ -1,4 +1,4 @@
-"""`python -m workbench optimize ...`: optimize a version with DSPy, show, list, cancel, save."""
+"""`python -m workbench optimize run|show|list|cancel|save`: optimize a version with DSPy, and follow it."""
 
 from __future__ import annotations
 
@@ -7,17 +7,15 @@ import json
 import sys
 from typing import Any
 
+from workbench import present
+from workbench.cli.common import ALIAS_FORMATTER, add_verb, ensure_db, option_adder, print_json, session
 
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
-def _money(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:.4f}"
+ALIASES = """\
+older spellings that still work:
+  optimize --prompt P --dataset D --model M ...   = optimize run --prompt P ...
+  optimize-show ID / optimize-list                = optimize show ID / optimize list
+  optimize-cancel ID / optimize-save ID           = optimize cancel ID / optimize save ID
+"""
 
 
 def _settings(pairs: list[str] | None) -> dict[str, Any]:
@@ -42,7 +40,7 @@ def spec_from_args(args: argparse.Namespace):
 
     for name in ("prompt", "dataset", "model"):
         if not getattr(args, name):
-            raise ValidationError(f"Give --{name} (see: python -m workbench optimize --help).")
+            raise ValidationError(f"Give --{name} (see: python -m workbench optimize run --help).")
     metric = {
         "name": args.metric,
         "regex": args.regex,
@@ -75,22 +73,22 @@ def _plan_lines(plan) -> list[str]:
         + (f" + {c['optimizer_prompt']} prompt-model" if c["optimizer_prompt"] else "")
         + (f", judge {c['judge']}" if c["judge"] else "")
         + f", final {c['final']}); hard cap {plan.call_cap}; "
-        + f"estimated cost {_money(plan.estimated_cost_usd)}.",
+        + f"estimated cost {present.money(plan.estimated_cost_usd)}.",
     ]
     return lines + [f"Note: {w}" for w in plan.warnings]
 
 
-def cmd_optimize(args: argparse.Namespace) -> int:
-    from workbench.db import migrate, session_scope
+def cmd_run(args: argparse.Namespace) -> int:
+    """Plan an optimization (--dry-run stops there), run it here, then show the result."""
     from workbench.optimize.run import create_optimization, plan_optimization
 
-    migrate()
+    ensure_db()
     spec = spec_from_args(args)
-    with session_scope() as s:
+    with session() as s:
         if args.dry_run:
             plan = plan_optimization(s, spec)
             if args.json:
-                _print_json(plan.to_dict())
+                print_json(plan.to_dict())
             else:
                 print("\n".join(_plan_lines(plan)))
             return 0
@@ -99,7 +97,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         print("\n".join(_plan_lines(plan)))
         print(
             f"Optimization #{row.id} running (cancel from another shell: python -m workbench "
-            f"optimize-cancel {row.id}) ...",
+            f"optimize cancel {row.id}) ...",
             file=sys.stderr,
         )
     from workbench.optimize.worker import run_optimization
@@ -109,18 +107,17 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     if args.save and status in ("done", "cancelled"):
         saved = _save(row.id, force=False, rescore=not args.no_rescore, quiet=args.json)
     if args.json:
-        _print_json({**_summary(row.id), "saved": saved})
+        print_json({**_summary(row.id), "saved": saved})
     else:
         _show(row.id, diff=True)
     return 0 if status == "done" or (status == "cancelled") else 1
 
 
 def _save(optimization_id: int, *, force: bool, rescore: bool, quiet: bool = False) -> dict[str, Any] | None:
-    from workbench.db import session_scope
     from workbench.optimize.results import proposal_of, require_optimization, save_result
-    from workbench.prompts.store import store
+    from workbench.prompts import store
 
-    with session_scope() as s:
+    with session() as s:
         row = require_optimization(s, optimization_id)
         prop = proposal_of(row)
         if not prop.can_save and not force:
@@ -139,17 +136,16 @@ def _save(optimization_id: int, *, force: bool, rescore: bool, quiet: bool = Fal
         out["rescore"] = result.__dict__
         if not quiet:
             print(
-                f"Re-scored by sweep #{result.sweep_id}: {_fmt(result.sweep_score)} "
-                f"(DSPy: {_fmt(result.dspy_score)}). {result.explanation}"
+                f"Re-scored by sweep #{result.sweep_id}: {present.score(result.sweep_score)} "
+                f"(DSPy: {present.score(result.dspy_score)}). {result.explanation}"
             )
     return out
 
 
 def _summary(optimization_id: int) -> dict[str, Any]:
-    from workbench.db import session_scope
     from workbench.optimize.results import proposal_of, require_optimization, row_comparison
 
-    with session_scope() as s:
+    with session() as s:
         row = require_optimization(s, optimization_id)
         prop = proposal_of(row)
         return {
@@ -175,65 +171,61 @@ def _summary(optimization_id: int) -> dict[str, Any]:
 
 def _show(optimization_id: int, *, diff: bool) -> None:
     from workbench.cli.table import table
-    from workbench.db import session_scope
     from workbench.optimize.results import diff_text, require_optimization
 
     data = _summary(optimization_id)
     print(
         f"Optimization #{data['id']}: {data['status']} ({data['optimizer']}, {data['metric']}, "
         f"{data['task_model']}); calls {data['lm_calls']}/{data['call_cap']}, "
-        f"cost {_money(data['cost_usd'])}."
+        f"cost {present.money(data['cost_usd'])}."
     )
     if data["error"]:
         print(f"Error: {data['error']}")
-    print(
-        f"Validation score: baseline {_fmt(data['baseline_score'])}, optimized {_fmt(data['final_score'])}."
-    )
+    baseline, final = present.score(data["baseline_score"]), present.score(data["final_score"])
+    print(f"Validation score: baseline {baseline}, optimized {final}.")
     if data["rows"]:
         rows = [
             (
                 json.dumps(r["inputs"], ensure_ascii=False),
                 r["expected"],
                 r["baseline_output"],
-                _fmt(r["baseline_score"]),
+                present.score(r["baseline_score"]),
                 r["optimized_output"],
-                _fmt(r["optimized_score"]),
+                present.score(r["optimized_score"]),
             )
             for r in data["rows"]
         ]
         print(table(["inputs", "expected", "baseline", "score", "optimized", "score"], rows, max_width=40))
     print(data["proposal"]["reason"])
     if diff:
-        with session_scope() as s:
+        with session() as s:
             text = diff_text(s, require_optimization(s, optimization_id))
         if text:
             print(text)
 
 
-def cmd_optimize_show(args: argparse.Namespace) -> int:
-    from workbench.db import migrate
-
-    migrate()
+def cmd_show(args: argparse.Namespace) -> int:
+    """Scores, per-row results and the proposed diff of an optimization (and its log)."""
+    ensure_db()
     if args.json:
-        _print_json(_summary(args.optimization_id))
+        print_json(_summary(args.optimization_id))
     else:
         _show(args.optimization_id, diff=not args.no_diff)
         if args.log:
-            from workbench.db import session_scope
             from workbench.optimize.results import require_optimization
 
-            with session_scope() as s:
+            with session() as s:
                 print(require_optimization(s, args.optimization_id).log or "")
     return 0
 
 
-def cmd_optimize_list(args: argparse.Namespace) -> int:
+def cmd_list(args: argparse.Namespace) -> int:
+    """Recent optimizations, newest first."""
     from workbench.cli.table import table
-    from workbench.db import migrate, session_scope
     from workbench.optimize.results import list_optimizations
 
-    migrate()
-    with session_scope() as s:
+    ensure_db()
+    with session() as s:
         rows = [
             (
                 o.id,
@@ -241,8 +233,8 @@ def cmd_optimize_list(args: argparse.Namespace) -> int:
                 o.optimizer,
                 o.metric,
                 o.task_model,
-                _fmt(o.baseline_score),
-                _fmt(o.final_score),
+                present.score(o.baseline_score),
+                present.score(o.final_score),
                 f"{o.lm_calls}/{o.call_cap}",
                 o.output_version_id or "",
             )
@@ -257,12 +249,12 @@ def cmd_optimize_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_optimize_cancel(args: argparse.Namespace) -> int:
-    from workbench.db import migrate, session_scope
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """Ask a running optimization to stop (it keeps what it learned so far)."""
     from workbench.optimize.results import request_cancel
 
-    migrate()
-    with session_scope() as s:
+    ensure_db()
+    with session() as s:
         row = request_cancel(s, optimization_id=args.optimization_id)
         print(
             f"Optimization #{row.id}: {row.status}" + (" (cancel requested)" if row.cancel_requested else "")
@@ -270,100 +262,109 @@ def cmd_optimize_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_optimize_save(args: argparse.Namespace) -> int:
-    from workbench.db import migrate
-
-    migrate()
+def cmd_save(args: argparse.Namespace) -> int:
+    """Save an optimization's proposal as a new version, then re-score it with a sweep."""
+    ensure_db()
     saved = _save(args.optimization_id, force=args.force, rescore=not args.no_rescore, quiet=args.json)
     if args.json:
-        _print_json(saved)
+        print_json(saved)
     return 0
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Register optimize, optimize-show, optimize-list, optimize-cancel and optimize-save."""
+def _run_options(container: Any, *, inherit: bool) -> None:
+    """The options of `optimize run` (also carried by `optimize` itself, the older spelling)."""
     from workbench.optimize.metrics import METRICS
     from workbench.optimize.optimizers import OPTIMIZERS
 
-    c = sub.add_parser("optimize", help="Optimize a prompt version with DSPy against labelled rows.")
-    c.add_argument("--prompt", help="Version to optimize: NAME, NAME@N or NAME:label.")
-    c.add_argument("--dataset", help="Labelled dataset (rows with an expected answer).")
-    c.add_argument("--model", help="Task model, e.g. local/smollm2-135m-instruct.")
-    c.add_argument(
+    add = option_adder(container, inherit=inherit)
+    add("--prompt", help="Version to optimize: NAME, NAME@N or NAME:label.")
+    add("--dataset", help="Labelled dataset (rows with an expected answer).")
+    add("--model", help="Task model, e.g. local/smollm2-135m-instruct.")
+    add(
         "--metric",
         default="normalized_exact",
         choices=list(METRICS),
         help="How a reply is scored (default normalized_exact).",
     )
-    c.add_argument("--regex", help="Pattern for the regex metric.")
-    c.add_argument("--tolerance", type=float, default=0.0, help="Absolute tolerance of the numeric metric.")
-    c.add_argument("--judge-model", dest="judge_model", help="Model for the judge metric.")
-    c.add_argument(
-        "--judge-rubric", dest="judge_rubric", help="Jinja rubric for the judge (input, output, expected)."
-    )
-    c.add_argument(
+    add("--regex", help="Pattern for the regex metric.")
+    add("--tolerance", type=float, default=0.0, help="Absolute tolerance of the numeric metric.")
+    add("--judge-model", dest="judge_model", help="Model for the judge metric.")
+    add("--judge-rubric", dest="judge_rubric", help="Jinja rubric for the judge (input, output, expected).")
+    add(
         "--threshold",
         type=float,
         default=1.0,
         help="Score a bootstrapped demo must reach (default 1.0; e.g. 0.75 for a judge).",
     )
-    c.add_argument(
+    add(
         "--optimizer",
         default="bootstrap",
         choices=list(OPTIMIZERS),
         help="Optimizer (default bootstrap): " + ", ".join(OPTIMIZERS) + ".",
     )
-    c.add_argument(
-        "--set", action="append", metavar="K=V", help="Optimizer setting, e.g. max_labeled_demos=2."
-    )
-    c.add_argument(
+    add("--set", action="append", metavar="K=V", help="Optimizer setting, e.g. max_labeled_demos=2.")
+    add(
         "--train-fraction",
         dest="train_fraction",
         type=float,
         default=0.5,
         help="Share of labelled rows used to optimize; the rest validate (default 0.5).",
     )
-    c.add_argument("--seed", type=int, default=0, help="Seed of the train/validation split (default 0).")
-    c.add_argument("--limit", type=int, help="Use only the first N dataset rows.")
-    c.add_argument(
-        "--max-calls", dest="max_calls", type=int, help="Hard cap on LM calls (default: twice the estimate)."
-    )
-    c.add_argument(
+    add("--seed", type=int, default=0, help="Seed of the train/validation split (default 0).")
+    add("--limit", type=int, help="Use only the first N dataset rows.")
+    add("--max-calls", dest="max_calls", type=int, help="Hard cap on LM calls (default: twice the estimate).")
+    add(
         "--prompt-model", dest="prompt_model", help="Stronger model that writes instructions (MIPROv2, GEPA)."
     )
-    c.add_argument("--threads", type=int, help="Parallel calls (default 1 for local models, else 4).")
-    c.add_argument("--dry-run", dest="dry_run", action="store_true", help="Only print the plan and estimate.")
-    c.add_argument(
-        "--save", action="store_true", help="Save an improvement as a new version and re-score it."
-    )
-    c.add_argument(
-        "--no-rescore", dest="no_rescore", action="store_true", help="With --save: skip the sweep."
-    )
-    c.add_argument("--json", action="store_true", help="Print a machine-readable summary.")
-    c.set_defaults(func=cmd_optimize)
+    add("--threads", type=int, help="Parallel calls (default 1 for local models, else 4).")
+    add("--dry-run", dest="dry_run", action="store_true", help="Only print the plan and estimate.")
+    add("--save", action="store_true", help="Save an improvement as a new version and re-score it.")
+    add("--no-rescore", dest="no_rescore", action="store_true", help="With --save: skip the sweep.")
+    add("--json", action="store_true", help="Print a machine-readable summary.")
 
-    c = sub.add_parser(
-        "optimize-show", help="Scores, per-row results and the proposed diff of an optimization."
-    )
-    c.add_argument("optimization_id", type=int, help="Optimization id.")
+
+def _id_verbs(verbs: argparse._SubParsersAction, prefix: str) -> None:
+    """show, list, cancel and save under `verbs`; with a prefix, the older hidden top-level spellings."""
+    hidden = bool(prefix)
+
+    def verb(name: str, text: str, func: Any, *, with_id: bool = True) -> argparse.ArgumentParser:
+        c = add_verb(verbs, f"{prefix}{name}", text, hidden=hidden)
+        if with_id:
+            c.add_argument("optimization_id", type=int, metavar="ID", help="Optimization id.")
+        c.set_defaults(func=func)
+        return c
+
+    c = verb("show", "Scores, per-row results and the proposed diff of an optimization.", cmd_show)
     c.add_argument("--no-diff", dest="no_diff", action="store_true", help="Leave out the diff.")
     c.add_argument("--log", action="store_true", help="Also print the run's log.")
-    c.add_argument("--json", action="store_true", help="Print JSON.")
-    c.set_defaults(func=cmd_optimize_show)
-
-    c = sub.add_parser("optimize-list", help="Recent optimizations.")
-    c.add_argument("--limit", type=int, default=20, help="How many (default 20).")
-    c.set_defaults(func=cmd_optimize_list)
-
-    c = sub.add_parser("optimize-cancel", help="Ask a running optimization to stop (keeps what it learned).")
-    c.add_argument("optimization_id", type=int, help="Optimization id.")
-    c.set_defaults(func=cmd_optimize_cancel)
-
-    c = sub.add_parser(
-        "optimize-save", help="Save an optimization's proposal as a new version and re-score it."
-    )
-    c.add_argument("optimization_id", type=int, help="Optimization id.")
+    option_adder(c, inherit=not hidden)("--json", action="store_true", help="Print JSON.")
+    c = verb("list", "Recent optimizations.", cmd_list, with_id=False)
+    c.add_argument("--limit", type=int, default=20, help="How many (default 20).")  # not run's --limit
+    verb("cancel", "Ask a running optimization to stop (keeps what it learned).", cmd_cancel)
+    c = verb("save", "Save an optimization's proposal as a new version and re-score it.", cmd_save)
     c.add_argument("--force", action="store_true", help="Save even when it scored no better.")
-    c.add_argument("--no-rescore", dest="no_rescore", action="store_true", help="Skip the re-scoring sweep.")
-    c.add_argument("--json", action="store_true", help="Print JSON.")
-    c.set_defaults(func=cmd_optimize_save)
+    option_adder(c, inherit=not hidden)(
+        "--no-rescore", dest="no_rescore", action="store_true", help="Skip the re-scoring sweep."
+    )
+    option_adder(c, inherit=not hidden)("--json", action="store_true", help="Print JSON.")
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register `optimize run|show|list|cancel|save` (run is the default) and the older spellings."""
+    group = sub.add_parser(
+        "optimize",
+        help="Optimize a prompt version with DSPy against labelled rows; show, list, cancel, save.",
+        description="Optimize a version with DSPy. Without a verb, it takes `optimize run`'s options.",
+        epilog=ALIASES,
+        formatter_class=ALIAS_FORMATTER,
+    )
+    _run_options(
+        group.add_argument_group("optimize run options (the verb 'run' may be left out)"), inherit=False
+    )
+    group.set_defaults(func=cmd_run)
+    verbs = group.add_subparsers(dest="optimize_command", metavar="VERB", required=False)
+    c = add_verb(verbs, "run", "Optimize a version against labelled rows (the default verb).")
+    _run_options(c, inherit=True)
+    c.set_defaults(func=cmd_run)
+    _id_verbs(verbs, "")
+    _id_verbs(sub, "optimize-")

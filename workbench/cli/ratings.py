@@ -1,48 +1,73 @@
-"""`python -m workbench ratings ...`: the leaderboard of blind pairwise votes, and their export."""
+"""`python -m workbench ratings show|export`: the leaderboard of blind pairwise votes, and the votes."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import sys
-from pathlib import Path
 from typing import Any
+
+from workbench.cli import release
+from workbench.cli.common import (
+    ALIAS_FORMATTER,
+    DefaultVerb,
+    add_verb,
+    ensure_db,
+    option_adder,
+    print_json,
+    session,
+    show_help,
+)
 
 DIMENSION_CHOICES = ("version", "model", "temperature", "param", "column")
 
-
-def _num(value: Any, spec: str = ".0f", *, prefix: str = "", suffix: str = "") -> str:
-    """A number as text, '-' when it is missing or NaN."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    return f"{prefix}{value:{spec}}{suffix}"
-
-
-def _clean(value: Any) -> Any:
-    """JSON-safe: NaN and infinities become null, numpy scalars plain Python."""
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+ALIASES = """\
+older spellings that still work:
+  ratings SWEEP [--by ...]    = ratings show SWEEP [--by ...]
+  ratings-export [...]        = ratings export [...]
+"""
 
 
 def _report_payload(report: dict[str, Any]) -> dict[str, Any]:
+    from workbench.present import json_safe
+
     board = report["leaderboard"]
     return {
         "sweep_id": report["sweep_id"],
         "by": report["by"],
         "votes": report["votes"],
         "auto_ties": report["auto_ties"],
-        "leaderboard": [{k: _clean(v) for k, v in row.items()} for row in board.to_dict(orient="records")],
-        "position_bias": {k: _clean(v) for k, v in report["position_bias"].items()},
+        "leaderboard": [{k: json_safe(v) for k, v in r.items()} for r in board.to_dict(orient="records")],
+        "position_bias": {k: json_safe(v) for k, v in report["position_bias"].items()},
         "agreement": dict(report["agreement"]),
     }
 
 
-def _print_report(payload: dict[str, Any]) -> None:
+def _leaderboard_lines(rows: list[dict[str, Any]]) -> str:
+    from workbench import metrics, present
     from workbench.cli.table import table
+
+    scored = metrics.mean_columns({k for r in rows for k in r})
+    headers = ["rank", "entry", "score", "95% CI", "votes", "W/L/T", "win rate", *[m.name for m in scored]]
+    headers += ["cost", "p50 ms"]
+    lines = [
+        [
+            r["rank"],
+            r["entry"],
+            present.number(r["score"], ".0f"),
+            f"{present.number(r['ci_low'], '.0f')}..{present.number(r['ci_high'], '.0f')}",
+            r["votes"],
+            f"{r['wins']}/{r['losses']}/{r['ties']}",
+            present.percent(r["win_rate"] if r["votes"] else None),
+            *[present.score(r.get(m.mean_column)) for m in scored],
+            present.money(r.get("cost_usd")) if r.get("runs") else present.DASH,
+            present.ms(r.get("latency_p50_ms")),
+        ]
+        for r in rows
+    ]
+    return table(headers, lines, max_width=70)
+
+
+def _print_report(payload: dict[str, Any]) -> None:
+    from workbench import present
 
     print(
         f"Sweep {payload['sweep_id']} by {payload['by']}: {payload['votes']} votes"
@@ -52,119 +77,90 @@ def _print_report(payload: dict[str, Any]) -> None:
     if not rows:
         print("No done runs to rank yet.")
         return
-    score_keys = sorted({k for r in rows for k in r if k.startswith("score_") and k.endswith("_mean")})
-    headers = [
-        "rank",
-        "entry",
-        "score",
-        "95% CI",
-        "votes",
-        "W/L/T",
-        "win rate",
-        *[k[6:-5] for k in score_keys],
-        "cost",
-        "p50 ms",
-    ]
-    lines = []
-    for r in rows:
-        lines.append(
-            [
-                r["rank"],
-                r["entry"],
-                _num(r["score"]),
-                f"{_num(r['ci_low'])}..{_num(r['ci_high'])}",
-                r["votes"],
-                f"{r['wins']}/{r['losses']}/{r['ties']}",
-                _num(r["win_rate"] * 100 if r["votes"] else None, ".0f", suffix="%"),
-                *[_num(r.get(k), ".3f") for k in score_keys],
-                _num(r.get("cost_usd"), ".4f", prefix="$") if r.get("runs") else "-",
-                _num(r.get("latency_p50_ms")),
-            ]
-        )
-    print(table(headers, lines, max_width=70))
+    print(_leaderboard_lines(rows))
     bias = payload["position_bias"]
     if bias["n"]:
         print(
-            f"Position bias: the left side won {bias['left_share']:.0%} of {bias['n']} decisive votes "
-            f"(95% CI {bias['ci_low']:.0%}-{bias['ci_high']:.0%}; about 50% means no bias)."
+            f"Position bias: the left side won {present.percent(bias['left_share'])} of {bias['n']} "
+            f"decisive votes (95% CI {present.percent(bias['ci_low'])}-{present.percent(bias['ci_high'])}; "
+            "about 50% means no bias)."
         )
     else:
         print("Position bias: no decisive human votes yet.")
     agree = payload["agreement"]
     if agree["items"]:
-        kappa = f"; Cohen's kappa {agree['kappa']:.2f}" if agree["kappa"] is not None else ""
+        kappa = (
+            f"; Cohen's kappa {present.number(agree['kappa'], '.2f')}" if agree["kappa"] is not None else ""
+        )
         note = f" ({agree['kappa_note']})" if agree["kappa_note"] else ""
         print(
-            f"Rater agreement: {agree['percent_agreement']:.0f}% on {agree['items']} pairs rated by "
-            f"{', '.join(agree['raters'])}{kappa}{note}"
+            f"Rater agreement: {present.number(agree['percent_agreement'], '.0f', suffix='%')} on "
+            f"{agree['items']} pairs rated by {', '.join(agree['raters'])}{kappa}{note}"
         )
     else:
         print(f"Rater agreement: {agree['kappa_note']}")
 
 
-def cmd_ratings(args: argparse.Namespace) -> int:
+def cmd_show(args: argparse.Namespace) -> int:
     """Print the leaderboard of a sweep's votes with position bias and rater agreement."""
-    from workbench.cli import _ensure_db
-    from workbench.db import session_scope
     from workbench.errors import ValidationError
     from workbench.rating.leaderboard import ranking_report
 
     if args.rounds < 1:
         raise ValidationError("--rounds must be at least 1.")
-    _ensure_db()
-    with session_scope() as s:
+    ensure_db()
+    with session() as s:
         report = ranking_report(s, sweep_id=args.sweep_id, by=args.by, rounds=args.rounds, seed=args.seed)
     payload = _report_payload(report)
     if args.json:
-        print(json.dumps(payload, indent=2, ensure_ascii=False, default=str))
+        print_json(payload)
     else:
         _print_report(payload)
     return 0
 
 
-def cmd_ratings_export(args: argparse.Namespace) -> int:
-    """Write every vote (of one sweep, or all) as CSV or JSON."""
-    from workbench.cli import _ensure_db
-    from workbench.db import session_scope
-    from workbench.errors import ValidationError
-    from workbench.release.ratings_export import export_ratings, render_export
-
-    _ensure_db()
-    with session_scope() as s:
-        rows = export_ratings(s, sweep_id=args.sweep)
-    text = render_export(rows, args.format)
-    if args.out:
-        try:
-            Path(args.out).write_text(text, encoding="utf-8", newline="")
-        except OSError as exc:
-            raise ValidationError(f"Cannot write {args.out}: {exc.strerror}.") from None
-        print(f"Wrote {len(rows)} ratings to {args.out}.", file=sys.stderr)
-    else:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
-    return 0
-
-
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Register `ratings` and `ratings-export` (also reachable as `ratings export`)."""
-    c = sub.add_parser(
-        "ratings", help="Leaderboard of blind A/B votes for a sweep (also: ratings export ...)."
-    )
-    c.add_argument("sweep_id", type=int, metavar="SWEEP", help="Sweep id (see: sweep list).")
-    c.add_argument(
+def _show_options(container: Any, *, inherit: bool) -> None:
+    add = option_adder(container, inherit=inherit)
+    add(
         "--by",
         choices=DIMENSION_CHOICES,
         default="version",
         help="What to rank: prompt versions, models, temperatures, grid params or whole columns.",
     )
-    c.add_argument(
-        "--rounds", type=int, default=200, help="Bootstrap rounds for the intervals (default 200)."
-    )
-    c.add_argument("--seed", type=int, default=0, help="Bootstrap seed (default 0).")
-    c.add_argument("--json", action="store_true", help="Print JSON.")
-    c.set_defaults(func=cmd_ratings)
+    add("--rounds", type=int, default=200, help="Bootstrap rounds for the intervals (default 200).")
+    add("--seed", type=int, default=0, help="Bootstrap seed (default 0).")
+    add("--json", action="store_true", help="Print JSON.")
 
-    c = sub.add_parser("ratings-export", help="Export votes as CSV or JSON (also: ratings export).")
-    c.add_argument("--sweep", type=int, metavar="ID", help="Only this sweep's votes (default: all).")
-    c.add_argument("--format", choices=("csv", "json"), default="csv", help="csv (default) or json.")
-    c.add_argument("--out", help="Write to this file instead of stdout.")
-    c.set_defaults(func=cmd_ratings_export)
+
+def _export_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sweep", dest="sweep_id", type=int, metavar="ID", help="Only this sweep's votes (default: all)."
+    )
+    parser.add_argument("--format", choices=("csv", "json"), default="csv", help="csv (default) or json.")
+    parser.add_argument("--out", help="Write to this file instead of stdout.")
+    parser.set_defaults(func=release.cmd_export_ratings)
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register `ratings show|export` (show is the default verb) and the older `ratings-export`."""
+    group = sub.add_parser(
+        "ratings",
+        help="Leaderboard of blind A/B votes for a sweep (ratings show), and the votes (ratings export).",
+        description="Rank a sweep's entries from blind pairwise votes, or export the votes.",
+        epilog=ALIASES,
+        formatter_class=ALIAS_FORMATTER,
+    )
+    _show_options(
+        group.add_argument_group("ratings show options (the verb 'show' may be left out)"), inherit=False
+    )
+    group.set_defaults(func=show_help(group))
+    # A first word that is no verb is the sweep id of `show`: `ratings 5` = `ratings show 5`.
+    verbs = group.add_subparsers(
+        dest="ratings_command", metavar="VERB", action=DefaultVerb, default_verb="show", required=False
+    )
+    c = add_verb(verbs, "show", "Leaderboard with bootstrap intervals, position bias and rater agreement.")
+    c.add_argument("sweep_id", type=int, metavar="SWEEP", help="Sweep id (see: sweep list).")
+    _show_options(c, inherit=True)
+    c.set_defaults(func=cmd_show)
+    _export_options(add_verb(verbs, "export", "Every vote (of one sweep, or all) as CSV or JSON."))
+    _export_options(add_verb(sub, "ratings-export", "Same as: ratings export.", hidden=True))

@@ -1,79 +1,56 @@
-"""`python -m workbench export | import | gate`: versions as released artifacts, and a CI gate.
+"""`python -m workbench export versions|runs|ratings`, `import` and `gate`: releases and a CI gate.
 
-Exit codes follow cli.main: usage errors raise WorkbenchError (exit 2); `gate` returns 1 itself
-when the candidate regresses.
+Exit codes follow `workbench.cli.main`: usage errors raise WorkbenchError (exit 2); `gate` returns
+1 itself when the candidate regresses.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-
-def _write(text: str, out: str | None, what: str) -> None:
-    """Write to --out (or stdout with '-' / no --out)."""
-    if not out or out == "-":
-        sys.stdout.write(text)
-        return
-    from workbench.errors import ValidationError
-
-    try:
-        Path(out).write_text(text, encoding="utf-8", newline="")
-    except OSError as exc:
-        raise ValidationError(f"Cannot write {out}: {exc.strerror}.") from None
-    print(f"Wrote {what} to {out}.", file=sys.stderr)
-
-
-def _names(values: list[str] | None) -> list[str]:
-    return [n.strip() for v in values or [] for n in v.split(",") if n.strip()]
+from workbench.cli.common import ensure_db, print_json, session, show_help, split_list, write_output
 
 
 def cmd_export_versions(args: argparse.Namespace) -> int:
     """Export versions (all, or filtered by prompt / label / winners of a sweep)."""
-    from workbench.cli import _ensure_db
-    from workbench.db import session_scope
     from workbench.release.export import Selection, export_versions
 
-    _ensure_db()
-    selection = Selection(prompts=_names(args.prompt), label=args.label, winners=args.winners)
-    with session_scope() as s:
+    ensure_db()
+    prompts = [name for value in args.prompt or [] for name in split_list(value)]
+    selection = Selection(prompts=prompts, label=args.label, winners=args.winners)
+    with session() as s:
         text = export_versions(s, selection=selection, fmt=args.format)
-    _write(text, args.out, f"versions ({args.format})")
+    write_output(text, args.out, f"versions ({args.format})")
     return 0
 
 
 def cmd_export_runs(args: argparse.Namespace) -> int:
     """Export a sweep's cells, one row per cell."""
-    from workbench.cli import _ensure_db
-    from workbench.db import session_scope
     from workbench.release.export import export_runs
 
-    _ensure_db()
-    with session_scope() as s:
+    ensure_db()
+    with session() as s:
         text = export_runs(s, sweep_id=args.sweep_id, fmt=args.format)
-    _write(text, args.out, f"runs of sweep {args.sweep_id} ({args.format})")
+    write_output(text, args.out, f"runs of sweep {args.sweep_id} ({args.format})")
     return 0
 
 
 def cmd_export_ratings(args: argparse.Namespace) -> int:
-    """Export a sweep's votes, one row per vote."""
-    from workbench.cli import _ensure_db
-    from workbench.db import session_scope
-    from workbench.release.export import export_ratings
+    """Export votes (of one sweep, or all), one row per vote: `export ratings` and `ratings export`."""
+    from workbench.release.export import export_ratings, ratings_rows
 
-    _ensure_db()
-    with session_scope() as s:
+    ensure_db()
+    with session() as s:
         text = export_ratings(s, sweep_id=args.sweep_id, fmt=args.format)
-    _write(text, args.out, f"ratings of sweep {args.sweep_id} ({args.format})")
+        n = len(ratings_rows(s, sweep_id=args.sweep_id)) if args.out else 0
+    write_output(text, args.out, f"{n} ratings")
     return 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Import versions from a JSON export (all or nothing; nothing is overwritten)."""
-    from workbench.cli import _ensure_db
-    from workbench.db import session_scope
     from workbench.errors import ImportFileError
     from workbench.release.imports import import_file
 
@@ -82,8 +59,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         data = path.read_bytes()
     except OSError as exc:
         raise ImportFileError(f"Cannot read {path}: {exc.strerror}.") from None
-    _ensure_db()
-    with session_scope() as s:
+    ensure_db()
+    with session() as s:
         result = import_file(s, data, filename=path.name, dry_run=args.dry_run)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
@@ -94,22 +71,53 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def render_gate(result) -> str:
+    """The gate's verdict as a short plain-text table with the reasons under it."""
+    from workbench import present
+    from workbench.cli.table import table
+
+    rows = [
+        (
+            r.model,
+            present.score(r.candidate_mean),
+            present.score(r.baseline_mean),
+            present.number(r.delta, "+.3f"),
+            r.candidate_n,
+            r.candidate_failed,
+            present.money(r.candidate_cost_usd, 6),
+            "ok" if r.ok else "FAIL",
+        )
+        for r in result.rows
+    ]
+    headers = [
+        "model",
+        f"candidate {result.metric}",
+        "baseline",
+        "delta",
+        "cells",
+        "failed",
+        "cost",
+        "verdict",
+    ]
+    verdict = "PASS" if result.passed else "FAIL"
+    lines = [
+        f"{verdict}: {result.candidate} vs {result.baseline} on {result.metric} (sweep {result.sweep_id})",
+        table(headers, rows),
+    ]
+    lines += [f"- {r}" for r in result.reasons]
+    lines += [f"note: {n}" for n in result.notes]
+    if result.promoted:
+        lines.append(f"promoted: {result.promoted}")
+    return "\n".join(lines)
+
+
 def cmd_gate(args: argparse.Namespace) -> int:
     """Compare a candidate with a baseline on a dataset; exit 0 when it holds up, 1 when it regresses."""
-    from workbench.cli import _ensure_db
     from workbench.errors import ValidationError
-    from workbench.release.gate import GateSpec, render_table, run_gate
+    from workbench.release.gate import GateSpec, run_gate
 
-    missing = [
-        flag
-        for flag, value in (
-            ("--prompt", args.candidate),
-            ("--baseline", args.baseline),
-            ("--dataset", args.dataset),
-            ("--models", args.models),
-        )
-        if not value
-    ]
+    given = (("--prompt", args.candidate), ("--baseline", args.baseline), ("--dataset", args.dataset))
+    missing = [flag for flag, value in (*given, ("--models", args.models)) if not value]
     if missing:
         raise ValidationError(
             f"gate needs {', '.join(missing)}: e.g. python -m workbench gate --prompt NAME@3 "
@@ -119,7 +127,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
         candidate=args.candidate,
         baseline=args.baseline,
         dataset=args.dataset,
-        models=[m.strip() for m in args.models.split(",") if m.strip()],
+        models=split_list(args.models),
         score=args.score,
         min_score=args.min_score,
         max_regression=args.max_regression,
@@ -129,51 +137,54 @@ def cmd_gate(args: argparse.Namespace) -> int:
         limit=args.limit,
     )
     spec.check()
-    _ensure_db()
+    ensure_db()
     result = run_gate(spec)
     code = 0 if result.passed else 1
     if args.json:
-        print(json.dumps({**result.to_dict(), "exit_code": code}, indent=2, ensure_ascii=False))
+        print_json({**result.to_dict(), "exit_code": code})
     else:
-        print(render_table(result))
+        print(render_gate(result))
     return code
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Register export (versions / runs / ratings), import and gate on the CLI parser."""
+def _add_export(sub: argparse._SubParsersAction) -> None:
     fmt_help = "csv (one row each, for spreadsheets) or json (lossless, importable)."
     out_help = "File to write (default: standard output)."
-
     export = sub.add_parser("export", help="Export versions, or a sweep's runs or ratings, as CSV or JSON.")
-    esub = export.add_subparsers(dest="export_command", metavar="WHAT")
-    c = esub.add_parser("versions", help="Prompt versions with their evidence (all when no filter is given).")
+    what = export.add_subparsers(dest="export_command", metavar="WHAT")
+    c = what.add_parser("versions", help="Prompt versions with their evidence (all when no filter is given).")
     c.add_argument(
         "--prompt", action="append", help="NAME (all its versions), NAME@N or NAME:label; repeatable."
     )
     c.add_argument("--label", help="Only versions carrying this label, e.g. production.")
     c.add_argument("--winners", type=int, metavar="SWEEP", help="Only the winning version of sweep SWEEP.")
+    c.set_defaults(func=cmd_export_versions)
     c.add_argument("--format", choices=["csv", "json"], default="json", help=fmt_help)
     c.add_argument("--out", help=out_help)
-    c.set_defaults(func=cmd_export_versions)
-    for what, func, text in (
-        ("runs", cmd_export_runs, "A sweep's cells, one row per cell, with outputs and scores."),
-        ("ratings", cmd_export_ratings, "A sweep's pairwise votes, one row per vote."),
-    ):
-        c = esub.add_parser(what, help=text)
-        c.add_argument(
-            "sweep_id", type=int, metavar="SWEEP", help="Sweep id (see: python -m workbench sweep list)."
-        )
-        c.add_argument("--format", choices=["csv", "json"], default="json", help=fmt_help)
-        c.add_argument("--out", help=out_help)
-        c.set_defaults(func=func)
-    export.set_defaults(func=lambda a: _help(export))
 
-    c = sub.add_parser("import", help="Import versions from a JSON export (never overwrites anything).")
-    c.add_argument("file", help="A .json file written by `export versions --format json`.")
-    c.add_argument("--dry-run", action="store_true", help="Report what would happen; write nothing.")
-    c.add_argument("--json", action="store_true", help="Print the report as JSON.")
-    c.set_defaults(func=cmd_import)
+    c = what.add_parser("runs", help="A sweep's cells, one row per cell, with outputs and scores.")
+    c.add_argument(
+        "sweep_id", type=int, metavar="SWEEP", help="Sweep id (see: python -m workbench sweep list)."
+    )
+    c.add_argument("--format", choices=["csv", "json"], default="json", help=fmt_help)
+    c.add_argument("--out", help=out_help)
+    c.set_defaults(func=cmd_export_runs)
 
+    c = what.add_parser("ratings", help="Pairwise votes, one row per vote (same as: ratings export).")
+    c.add_argument(
+        "sweep_id",
+        type=int,
+        nargs="?",
+        metavar="SWEEP",
+        help="Only this sweep's votes (default: every sweep).",
+    )
+    c.add_argument("--format", choices=["csv", "json"], default="json", help=fmt_help)
+    c.add_argument("--out", help=out_help)
+    c.set_defaults(func=cmd_export_ratings)
+    export.set_defaults(func=show_help(export))
+
+
+def _add_gate(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser(
         "gate", help="CI release gate: exit 0 if a candidate holds up against a baseline, 1 if it regresses."
     )
@@ -202,6 +213,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=cmd_gate)
 
 
-def _help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register `export versions|runs|ratings`, `import` and `gate`."""
+    _add_export(sub)
+    c = sub.add_parser("import", help="Import versions from a JSON export (never overwrites anything).")
+    c.add_argument("file", help="A .json file written by `export versions --format json`.")
+    c.add_argument("--dry-run", action="store_true", help="Report what would happen; write nothing.")
+    c.add_argument("--json", action="store_true", help="Print the report as JSON.")
+    c.set_defaults(func=cmd_import)
+    _add_gate(sub)

@@ -1,17 +1,17 @@
-"""Plain-text tables for the CLI (no dependencies)."""
+"""Plain-text tables for the CLI (no dependencies beyond `workbench.present`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+from workbench import present
+
 
 def fmt(value: Any) -> str:
-    """A cell as text: None as '-', floats trimmed."""
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.6g}"
+    """A cell as text: a missing value as a dash, floats trimmed to six significant digits."""
+    if value is None or isinstance(value, float):
+        return present.number(value, ".6g")
     return str(value)
 
 
