@@ -9,27 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any
 
 from workbench.cli.common import ensure_db
-
-
-def _pending_sweep_ids(engine: Any, sweep_id: int | None) -> list[int]:
-    """Sweeps with pending cells that nobody asked to cancel (only `sweep_id` when given)."""
-    from sqlmodel import Session, col, select
-
-    from workbench.models import Run, Sweep
-
-    with Session(engine) as s:
-        stmt = (
-            select(Run.sweep_id)
-            .join(Sweep, Sweep.id == Run.sweep_id)
-            .where(Run.status == "pending", col(Sweep.cancel_requested).is_(False))
-            .distinct()
-        )
-        if sweep_id is not None:
-            stmt = stmt.where(Run.sweep_id == sweep_id)
-        return sorted(s.exec(stmt).all())
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -37,7 +18,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import asyncio
 
     from workbench.db import get_engine
-    from workbench.sweeps import claims
+    from workbench.sweeps import claims, lifecycle
     from workbench.sweeps.execute import ExecutorOptions, SweepExecutor
 
     ensure_db()
@@ -47,7 +28,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     total = 0
     while True:
         claims.release_stale(engine, sweep_id=args.sweep)  # cells of dead workers run again
-        sweep_ids = _pending_sweep_ids(engine, args.sweep)
+        sweep_ids = lifecycle.pending_sweep_ids(engine, sweep_id=args.sweep)
         for sweep_id in sweep_ids:
             report = asyncio.run(SweepExecutor(sweep_id, ExecutorOptions(worker_id=worker_id)).run())
             total += report.called

@@ -215,7 +215,7 @@ def run_gate(spec: GateSpec, *, executor_options: Any = None) -> GateResult:
         if row.candidate_failed and model != "overall":
             result.reasons.append(
                 f"{row.candidate_failed} of the candidate's {row.candidate_n} cells failed {where} "
-                f"(see: python -m workbench sweep show {sweep_id})."
+                f"(sweep {sweep_id} shows their errors)."
             )
         if row.baseline_failed and model != "overall":
             result.notes.append(f"{row.baseline_failed} baseline cells failed {where}.")
@@ -229,20 +229,20 @@ def run_gate(spec: GateSpec, *, executor_options: Any = None) -> GateResult:
         overall.ok = False
         result.reasons.append(
             f"The candidate's mean {spec.score} {overall.candidate_mean:.3f} is below "
-            f"--min-score {spec.min_score:g}."
+            f"the minimum score {spec.min_score:g}."
         )
     if spec.max_cost is not None:
         if overall.candidate_cost_usd is None:
             overall.ok = False
             result.reasons.append(
-                "The candidate's cost is unknown (a model has no price), so --max-cost cannot be checked: "
-                "add prices to models.toml or drop --max-cost."
+                "The candidate's cost is unknown (a model has no price), so the cost limit cannot be "
+                "checked: add prices to models.toml or drop the cost limit."
             )
         elif overall.candidate_cost_usd > spec.max_cost:
             overall.ok = False
             result.reasons.append(
-                f"The candidate costs ${overall.candidate_cost_usd:.6f} over the dataset, above --max-cost "
-                f"${spec.max_cost:g}."
+                f"The candidate costs ${overall.candidate_cost_usd:.6f} over the dataset, above the "
+                f"cost limit ${spec.max_cost:g}."
             )
     result.passed = not result.reasons
     if result.passed and spec.promote and cand_id == base_id:
@@ -254,45 +254,3 @@ def run_gate(spec: GateSpec, *, executor_options: Any = None) -> GateResult:
             prompt = s.get(Prompt, s.get(store.PromptVersion, cand_id).prompt_id)
         result.promoted = f"{prompt.name}:{label} -> {cand_name}"
     return result
-
-
-def render_table(result: GateResult) -> str:
-    """The verdict as a short plain-text table with the reasons under it."""
-    from workbench.cli.table import table
-
-    def num(v: float | None, fmt: str = ".3f") -> str:
-        return "-" if v is None else format(v, fmt)
-
-    rows = [
-        (
-            r.model,
-            num(r.candidate_mean),
-            num(r.baseline_mean),
-            "-" if r.delta is None else f"{r.delta:+.3f}",
-            r.candidate_n,
-            r.candidate_failed,
-            "unknown" if r.candidate_cost_usd is None else f"${r.candidate_cost_usd:.6f}",
-            "ok" if r.ok else "FAIL",
-        )
-        for r in result.rows
-    ]
-    headers = [
-        "model",
-        f"candidate {result.metric}",
-        "baseline",
-        "delta",
-        "cells",
-        "failed",
-        "cost",
-        "verdict",
-    ]
-    verdict = "PASS" if result.passed else "FAIL"
-    lines = [
-        f"{verdict}: {result.candidate} vs {result.baseline} on {result.metric} (sweep {result.sweep_id})",
-        table(headers, rows),
-    ]
-    lines += [f"- {r}" for r in result.reasons]
-    lines += [f"note: {n}" for n in result.notes]
-    if result.promoted:
-        lines.append(f"promoted: {result.promoted}")
-    return "\n".join(lines)

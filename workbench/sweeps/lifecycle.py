@@ -147,6 +147,20 @@ def prepare_resume(sweep_id: int, *, retry_failed: bool = False, engine: Engine 
     return pending
 
 
+def pending_sweep_ids(engine: Engine | None = None, *, sweep_id: int | None = None) -> list[int]:
+    """Sweeps with pending cells that nobody asked to cancel (only `sweep_id` when given)."""
+    with Session(engine or get_engine()) as s:
+        stmt = (
+            select(Run.sweep_id)
+            .join(Sweep, Sweep.id == Run.sweep_id)
+            .where(Run.status == "pending", col(Sweep.cancel_requested).is_(False))
+            .distinct()
+        )
+        if sweep_id is not None:
+            stmt = stmt.where(Run.sweep_id == sweep_id)
+        return sorted(s.exec(stmt).all())
+
+
 def unfinished_sweeps(engine: Engine | None = None) -> list[int]:
     """Sweeps left running with pending cells (their process died): release its claims, list them."""
     engine = engine or get_engine()
