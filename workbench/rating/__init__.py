@@ -2,7 +2,8 @@
 
 - `entries`: what is compared (version, model, temperature, grid, column) and which runs pair up.
 - `pairs`: pair selection, identical-output ties, votes and the card a rater sees.
-- `ranking`: Bradley-Terry fit, bootstrap intervals, Elo scale, win matrix (pure statistics).
+- `ranking`: Bradley-Terry scores, bootstrap intervals, Elo scale, win matrix (pure statistics).
+- `btfit`: the batched Bradley-Terry fits behind `ranking` (optionally with a length covariate).
 - `agreement`: position bias and rater agreement.
 - `leaderboard`: the ranking beside each entry's automatic scores, cost and latency.
 """

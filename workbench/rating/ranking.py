@@ -10,11 +10,14 @@ Conventions shared by every function here:
   evidence of equal quality, so they count as ties in the statistics; position_bias and
   rater_agreement leave them out because no human looked at the sides.
 - Entries are ordered by name wherever no other order is asked for, so results are reproducible.
+- Intervals resample items (all votes sharing a pair_id) rather than single votes; the fits live in
+  `btfit` (a batched Newton method, so every bootstrap round is fitted at once).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -22,10 +25,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize
-from scipy.special import expit
 
-from workbench.errors import ValidationError, WorkbenchError
+from workbench.errors import ValidationError
+from workbench.rating import btfit
 
 VERDICTS = ("a", "b", "tie", "both_bad")
 
@@ -33,11 +35,9 @@ VERDICTS = ("a", "b", "tie", "both_bad")
 TIE_VERDICTS = frozenset({"tie", "both_bad"})
 
 
-# Precision (1/variance) of a zero-mean Gaussian prior on the natural-log strengths. It is tiny:
-# sd = 1/sqrt(1e-3) ~ 32 log-odds units ~ 5,500 Elo points, so it moves real fits by far less than
-# their sampling error. It exists because without it an entry that never loses has a maximum
-# likelihood strength of +infinity; with it that entry gets a large but finite score.
-PRIOR_PRECISION = 1e-3
+# Bootstrap rounds for intervals. Percentile endpoints from 200 rounds are noisy enough to cost
+# about 1.5 points of coverage; the batched fit (btfit) makes 1,000 rounds cheap.
+DEFAULT_ROUNDS = 1000
 
 
 LEADERBOARD_COLUMNS = [
@@ -73,6 +73,8 @@ class Vote:
     rater: str = ""
     pair_id: str = ""  # identifies the compared item pair (e.g. "run12-run40") for rater agreement
     auto: bool = False  # auto-marked tie for identical outputs
+    len_a: float | None = None  # length of A's output (characters), for length control
+    len_b: float | None = None
 
     def __post_init__(self) -> None:
         # Validate at construction so a bad row fails where it is read, with a typed error.
@@ -90,6 +92,15 @@ class Vote:
                 f"Unknown verdict {self.verdict!r} for {self.a!r} vs {self.b!r}; "
                 f"use one of {', '.join(VERDICTS)}."
             )
+        for side in (self.len_a, self.len_b):
+            ok = side is None or (
+                isinstance(side, numbers.Real) and not isinstance(side, bool) and 0 <= side < math.inf
+            )
+            if not ok:
+                raise RankingInputError(
+                    f"An output length must be a non-negative number, got {side!r} "
+                    f"for {self.a!r} vs {self.b!r}."
+                )
 
     @property
     def score_a(self) -> float:
@@ -176,85 +187,34 @@ def _entry_counts(votes: list[Vote], names: list[str]) -> dict[str, list[int]]:
     return counts
 
 
-@dataclass(frozen=True)
-class _Design:
-    """Votes reduced to per-pair outcome categories, so fits and resamples are array operations."""
-
-    names: list[str]
-    pair_i: np.ndarray  # first entry index of each pair present in the votes
-    pair_j: np.ndarray  # second entry index (pair_i < pair_j)
-    category: np.ndarray  # per vote: 3 * pair + (0 first wins | 1 second wins | 2 tie)
-
-
-def _design(votes: list[Vote], names: list[str]) -> _Design:
-    index = {name: k for k, name in enumerate(names)}
-    pair_of: dict[tuple[int, int], int] = {}
-    category = np.empty(len(votes), dtype=np.int64)
-    for n, v in enumerate(votes):
-        ia, ib = index[v.a], index[v.b]
-        key = (min(ia, ib), max(ia, ib))
-        p = pair_of.setdefault(key, len(pair_of))
-        if v.verdict in TIE_VERDICTS:
-            outcome = 2
-        elif (v.verdict == "a") == (ia < ib):
-            outcome = 0
-        else:
-            outcome = 1
-        category[n] = 3 * p + outcome
-    pairs = np.array(list(pair_of), dtype=np.int64).reshape(-1, 2)
-    return _Design(names, pairs[:, 0], pairs[:, 1], category)
-
-
-def _pair_weights(design: _Design, category: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Wins of the first over the second entry and the reverse, per pair; ties add half to each."""
-    c = np.bincount(category, minlength=3 * len(design.pair_i)).reshape(-1, 3).astype(float)
-    return c[:, 0] + 0.5 * c[:, 2], c[:, 1] + 0.5 * c[:, 2]
-
-
-def _fit_strengths(
-    design: _Design, w_ij: np.ndarray, w_ji: np.ndarray, x0: np.ndarray | None = None
-) -> np.ndarray:
-    """Maximum a-posteriori natural-log strengths (mean zero) for the given pair weights."""
-    m = len(design.names)
-    if m == 0:
-        return np.zeros(0)
-    total = float(w_ij.sum() + w_ji.sum())
-    if total == 0.0:
-        return np.zeros(m)
-    i, j = design.pair_i, design.pair_j
-    # Dividing the whole objective by the vote count leaves the minimiser unchanged but keeps the
-    # gradient of order one, so the same tolerances suit 10 votes and 100,000 votes.
-    scale = 1.0 / total
-
-    def nll(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        d = theta[i] - theta[j]
-        # -log sigmoid(d) = logaddexp(0, -d) stays finite for any d, unlike log(expit(d)).
-        value = np.dot(w_ij, np.logaddexp(0.0, -d)) + np.dot(w_ji, np.logaddexp(0.0, d))
-        value += 0.5 * PRIOR_PRECISION * np.dot(theta, theta)
-        g_d = -w_ij * expit(-d) + w_ji * expit(d)
-        grad = np.bincount(i, weights=g_d, minlength=m) - np.bincount(j, weights=g_d, minlength=m)
-        grad += PRIOR_PRECISION * theta
-        return value * scale, grad * scale
-
-    start = np.zeros(m) if x0 is None else np.asarray(x0, dtype=float)
-    res = minimize(
-        nll,
-        start,
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10},
-    )
-    theta = np.asarray(res.x, dtype=float)
-    if not np.all(np.isfinite(theta)):  # cannot happen with the prior; guard the no-NaN promise anyway
-        raise WorkbenchError("The Bradley-Terry fit did not converge to finite strengths.")
-    # The prior already centres the optimum at mean zero (each vote's gradient sums to zero over
-    # entries); subtracting the mean removes the optimiser's residual so the average is exactly base.
-    return theta - theta.mean()
-
-
 def _to_scores(theta: np.ndarray, scale: float, base: float) -> np.ndarray:
     # Natural-log strength -> Elo scale: scale * log10(e**theta) + base.
     return base + scale * theta / math.log(10.0)
+
+
+def _length_covariate(votes: list[Vote]) -> np.ndarray | None:
+    """btfit.length_covariate of the votes' output lengths; None unless every vote has both."""
+    if not votes or any(v.len_a is None or v.len_b is None for v in votes):
+        return None
+    return btfit.length_covariate([v.len_a for v in votes], [v.len_b for v in votes])
+
+
+def _setup(vs: list[Vote], names: list[str], length_control: bool) -> btfit.Design:
+    index = {name: k for k, name in enumerate(names)}
+    return btfit.build(
+        [index[v.a] for v in vs],
+        [index[v.b] for v in vs],
+        [v.score_a for v in vs],
+        names,
+        clusters=[v.pair_id for v in vs],
+        covariate=_length_covariate(vs) if length_control else None,
+        covariate_name="length",
+    )
+
+
+def _full_fit(design: btfit.Design) -> np.ndarray:
+    ones = np.ones((1, len(design.vote_unit)))
+    return btfit.fit(design, *btfit.unit_weights(design, ones))[0]
 
 
 def bradley_terry(
@@ -263,90 +223,117 @@ def bradley_terry(
     scale: float = 400,
     base: float = 1000,
     entries: Iterable[str] | None = None,
+    length_control: bool = False,
 ) -> dict[str, float]:
     """Bradley-Terry scores on the Elo scale: score_i = base + scale * log10(exp(theta_i)).
 
     theta are natural-log strengths fitted by maximising the likelihood
     P(i beats j) = 1 / (1 + 10 ** ((score_j - score_i) / scale)) (Chatbot Arena: scale 400,
-    base 1000) with L-BFGS-B under a tiny Gaussian prior (PRIOR_PRECISION), which keeps an entry
-    that never loses finite and centres the scores so their mean is `base`. Ties and both_bad
-    count half a win to each side. `entries` adds names without votes; they score `base`.
-    Entries in separate, never-compared groups are each centred on `base` and not comparable.
+    base 1000) under a tiny Gaussian prior (btfit.PRIOR_PRECISION), which keeps an entry that never
+    loses finite and centres the scores so their mean is `base`. Ties and both_bad count half a
+    win to each side. `entries` adds names without votes; they score `base`. Entries in separate,
+    never-compared groups are each centred on `base` and not comparable. With `length_control`
+    and lengths on every vote, the output length difference is a covariate (see `leaderboard`).
     """
     vs = as_votes(votes)
     names = _entries(vs, entries)
-    design = _design(vs, names)
-    theta = _fit_strengths(design, *_pair_weights(design, design.category))
+    theta = _full_fit(_setup(vs, names, length_control))[: len(names)]
     return dict(zip(names, _to_scores(theta, scale, base).tolist(), strict=True))
+
+
+def _bootstrap(
+    vs: list[Vote], names: list[str], *, rounds: int, seed: int, length_control: bool
+) -> tuple[btfit.Design, np.ndarray, np.ndarray]:
+    """The design, the full-data fit and rounds x params refits (NaN where an entry drew no vote)."""
+    if rounds < 1:
+        raise RankingInputError(f"rounds must be at least 1, got {rounds}.", field="rounds")
+    design = _setup(vs, names, length_control)
+    k = design.x.shape[1]
+    if not vs:
+        return design, np.zeros(k), np.full((rounds, k), np.nan)
+    full = _full_fit(design)
+    rng = np.random.default_rng(seed)
+    out = np.empty((rounds, k))
+    # Resample in chunks: rounds x units arrays of a vote-level design would not fit in memory at once.
+    chunk = max(1, min(rounds, 2_000_000 // max(len(design.vote_unit), 1)))
+    for start in range(0, rounds, chunk):
+        w1, w0 = btfit.unit_weights(design, btfit.resample(design, min(chunk, rounds - start), rng))
+        theta = btfit.fit(design, w1, w0, x0=full)  # warm start: most rounds converge in a few steps
+        theta[:, : len(names)][~btfit.present(design, w1, w0)] = np.nan
+        out[start : start + len(theta)] = theta
+    return design, full, out
 
 
 def bootstrap_scores(
     votes: Iterable[Vote | Mapping[str, Any]],
     *,
-    rounds: int = 200,
+    rounds: int = DEFAULT_ROUNDS,
     seed: int = 0,
     scale: float = 400,
     base: float = 1000,
     entries: Iterable[str] | None = None,
+    length_control: bool = False,
 ) -> pd.DataFrame:
     """Bradley-Terry scores refitted on `rounds` resamples of the votes (rows = rounds, cols = entries).
 
-    A cell is NaN when the entry drew no vote in that resample (it has no score there); use
-    bootstrap_ci for intervals, which skips those cells.
+    Votes are resampled by item: all votes with one pair_id (several raters judging the same two
+    outputs) are drawn together, because they are not independent evidence; a vote without a
+    pair_id is its own item. A cell is NaN when the entry drew no vote in that resample; use
+    bootstrap_ci for intervals, which skips those cells. With length control, `attrs["length_coef"]`
+    holds the refitted length coefficients (Elo points, see `leaderboard`).
     """
-    if rounds < 1:
-        raise RankingInputError(f"rounds must be at least 1, got {rounds}.")
     vs = as_votes(votes)
     names = _entries(vs, entries)
-    design = _design(vs, names)
-    n, m = len(vs), len(names)
-    out = np.full((rounds, m), np.nan)
-    if n == 0:
-        return pd.DataFrame(out, columns=names)
-    full = _fit_strengths(design, *_pair_weights(design, design.category))
-    rng = np.random.default_rng(seed)
-    for r in range(rounds):
-        # Resample whole votes with replacement, as Chatbot Arena does, then reuse the per-pair
-        # reduction; warm-starting at the full-data fit saves most optimiser iterations.
-        sample = design.category[rng.integers(0, n, size=n)]
-        w_ij, w_ji = _pair_weights(design, sample)
-        theta = _fit_strengths(design, w_ij, w_ji, x0=full)
-        present = np.zeros(m, dtype=bool)
-        pair_used = (w_ij + w_ji) > 0
-        present[design.pair_i[pair_used]] = True
-        present[design.pair_j[pair_used]] = True
-        out[r, present] = _to_scores(theta[present], scale, base)
-    return pd.DataFrame(out, columns=names)
+    design, _full, samples = _bootstrap(vs, names, rounds=rounds, seed=seed, length_control=length_control)
+    df = pd.DataFrame(_to_scores(samples[:, : len(names)], scale, base), columns=names)
+    if design.covariates:
+        df.attrs["length_coef"] = (samples[:, len(names)] * scale / math.log(10.0)).tolist()
+    return df
+
+
+def _percentile(col: np.ndarray, alpha: float, default: float) -> tuple[float, float]:
+    col = col[np.isfinite(col)]
+    if col.size == 0:
+        return float(default), float(default)
+    lo, hi = np.percentile(col, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    return float(lo), float(hi)
+
+
+def _check_alpha(alpha: float) -> None:
+    if not 0.0 < alpha < 1.0:
+        raise RankingInputError(f"alpha must be between 0 and 1, got {alpha}.", field="alpha")
 
 
 def bootstrap_ci(
     votes: Iterable[Vote | Mapping[str, Any]],
     *,
-    rounds: int = 200,
+    rounds: int = DEFAULT_ROUNDS,
     seed: int = 0,
     alpha: float = 0.05,
     scale: float = 400,
     base: float = 1000,
     entries: Iterable[str] | None = None,
+    length_control: bool = False,
 ) -> dict[str, tuple[float, float]]:
-    """Percentile bootstrap (1 - alpha) interval of each Bradley-Terry score over resampled votes.
+    """Percentile bootstrap (1 - alpha) interval of each Bradley-Terry score over resampled items.
 
-    Votes are resampled with replacement `rounds` times (see bootstrap_scores). An entry without
-    votes gets (base, base): nothing was measured, and its score is base by definition.
+    Items (votes sharing a pair_id) are resampled with replacement `rounds` times (see
+    bootstrap_scores). In simulation (5 entries, 100-3,000 votes) the 95% intervals cover the true
+    score 94.5-95% of the time at 1,000 rounds and 93-94% at 200, whose endpoints are noisier; with
+    three correlated raters per item, 94% by item against 82% had single votes been resampled. An
+    entry without votes gets (base, base): nothing was measured, and its score is base by definition.
     """
-    if not 0.0 < alpha < 1.0:
-        raise RankingInputError(f"alpha must be between 0 and 1, got {alpha}.")
-    samples = bootstrap_scores(votes, rounds=rounds, seed=seed, scale=scale, base=base, entries=entries)
-    out: dict[str, tuple[float, float]] = {}
-    for name in samples.columns:
-        col = samples[name].to_numpy()
-        col = col[np.isfinite(col)]
-        if col.size == 0:
-            out[name] = (float(base), float(base))
-            continue
-        lo, hi = np.percentile(col, [100 * alpha / 2, 100 * (1 - alpha / 2)])
-        out[name] = (float(lo), float(hi))
-    return out
+    _check_alpha(alpha)
+    samples = bootstrap_scores(
+        votes,
+        rounds=rounds,
+        seed=seed,
+        scale=scale,
+        base=base,
+        entries=entries,
+        length_control=length_control,
+    )
+    return {name: _percentile(samples[name].to_numpy(), alpha, base) for name in samples.columns}
 
 
 def elo(
@@ -381,13 +368,14 @@ def ci_rank(ci: Mapping[str, tuple[float, float]]) -> dict[str, int]:
 def leaderboard(
     votes: Iterable[Vote | Mapping[str, Any]],
     *,
-    rounds: int = 200,
+    rounds: int = DEFAULT_ROUNDS,
     seed: int = 0,
     alpha: float = 0.05,
     scale: float = 400,
     base: float = 1000,
     k: float = 4,
     entries: Iterable[str] | None = None,
+    length_control: bool = False,
 ) -> pd.DataFrame:
     """One row per entry: Bradley-Terry score, bootstrap interval, CI-aware rank, counts, online Elo.
 
@@ -395,37 +383,41 @@ def leaderboard(
     above this entry's ci_high, so entries the data cannot separate share a rank. win_rate is
     (wins + ties / 2) / votes, and 0.0 for an entry listed in `entries` that has no votes.
     Ties include both_bad and auto ties. No votes and no entries give an empty frame with the columns.
+
+    `length_control` (Chatbot Arena's style control) fits P(A wins) = sigmoid(theta_A - theta_B +
+    beta * z), z the standardised normalised length difference of the two outputs, so an entry
+    does not win on verbosity alone; scores and intervals are then the length-controlled ones. It
+    applies only when every vote carries len_a and len_b. `attrs` records "length_control"
+    (whether it applied), "length_coef" (beta in Elo points per standard deviation of z: what a
+    typically longer output gains) and "length_coef_ci" (its bootstrap interval), else None.
     """
+    _check_alpha(alpha)
     vs = as_votes(votes)
     names = _entries(vs, entries)
     if not names:
         return _empty_leaderboard()
-    scores = bradley_terry(vs, scale=scale, base=base, entries=names)
-    ci = bootstrap_ci(vs, rounds=rounds, seed=seed, alpha=alpha, scale=scale, base=base, entries=names)
+    design, full, samples = _bootstrap(vs, names, rounds=rounds, seed=seed, length_control=length_control)
+    m = len(names)
+    scores = dict(zip(names, _to_scores(full[:m], scale, base).tolist(), strict=True))
+    elo_samples = _to_scores(samples[:, :m], scale, base)
+    ci = {name: _percentile(elo_samples[:, c], alpha, base) for c, name in enumerate(names)}
     ranks = ci_rank(ci)
     online = elo(vs, k=k, base=base, scale=scale, entries=names)
     counts = _entry_counts(vs, names)
     rows = []
     for name in names:
         n, w, lost, t = counts[name]
-        rows.append(
-            (
-                name,
-                scores[name],
-                ci[name][0],
-                ci[name][1],
-                ranks[name],
-                n,
-                w,
-                lost,
-                t,
-                (w + 0.5 * t) / n if n else 0.0,
-                online[name],
-            )
-        )
+        win_rate = (w + 0.5 * t) / n if n else 0.0
+        rows.append((name, scores[name], *ci[name], ranks[name], n, w, lost, t, win_rate, online[name]))
     df = pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS)
     df = df.sort_values(["score", "entry"], ascending=[False, True], kind="stable").reset_index(drop=True)
-    return df.astype(_LEADERBOARD_DTYPES)
+    df = df.astype(_LEADERBOARD_DTYPES)
+    to_elo = scale / math.log(10.0)
+    applied = bool(design.covariates)
+    df.attrs["length_control"] = applied
+    df.attrs["length_coef"] = float(full[m] * to_elo) if applied else None
+    df.attrs["length_coef_ci"] = _percentile(samples[:, m] * to_elo, alpha, 0.0) if applied else None
+    return df
 
 
 _LEADERBOARD_DTYPES = {

@@ -1,0 +1,12 @@
+"""Statistics for decisions: is one column really better than another on the same rows?
+
+Pure numpy/scipy/pandas; no UI, database or LLM library.
+
+- `paired`: compare two aligned per-row columns (exact McNemar + Tango interval for 0/1 values,
+  sign-flip permutation + t interval otherwise), Holm adjustment, the gate verdict (better / not
+  worse / worse / inconclusive) and the Compare tab's word.
+- `consistency`: pass^k, pass@k and flaky rows of one column over repeats.
+- `power`: rows needed to detect a given difference, from observed discordance or spread.
+- `columns`: the bridge from a sweep's runs frame (summary.runs_frame) to per-row means per column,
+  column lookup by label, consistency per column and all-against-a-baseline comparisons.
+"""
