@@ -7,6 +7,7 @@ while the code under test runs its own loop (or none) in the main thread.
     server.script("boom", [Reply(status=503), Reply(text="ok")])   # 503 once, then "ok" forever
     ...  # call server.base_url ("http://127.0.0.1:PORT/v1") with any OpenAI client
     server.count("boom")  # requests whose last message contained "boom"
+    server.max_in_flight_of("fake-model")  # most requests for that model answered at once
     server.stop()
 
 Endpoints: POST /v1/chat/completions (JSON or SSE streaming, `stream_options.include_usage`
@@ -112,6 +113,10 @@ class FakeOpenAIServer:
         self.arrivals: list[float] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        # Per model (the request's "model", without a provider prefix): how many are being
+        # answered now, and the most at once, so tests can check concurrency limits hold.
+        self.in_flight_by_model: dict[str, int] = {}
+        self.max_in_flight_by_model: dict[str, int] = {}
         self._lock = threading.Lock()
         self._scripts: dict[str, list[Reply]] = {}
         self._positions: dict[str, int] = {}
@@ -236,7 +241,12 @@ class FakeOpenAIServer:
             self.requests.clear()
             self.arrivals.clear()
             self.max_in_flight = 0
+            self.max_in_flight_by_model.clear()
             self.default = Reply()
+
+    def max_in_flight_of(self, model: str) -> int:
+        """The most requests for `model` (as the client sent it) answered at once since `reset()`."""
+        return self.max_in_flight_by_model.get(model, 0)
 
     def _arrive(self, body: dict) -> tuple[int, Reply]:
         """Record one request (on arrival) and pick its reply."""
@@ -255,7 +265,13 @@ class FakeOpenAIServer:
     # -- handlers --------------------------------------------------------------------------------
 
     async def _stats(self, request: web.Request) -> web.Response:
-        return web.json_response({"requests": self.count()})
+        return web.json_response(
+            {
+                "requests": self.count(),
+                "max_in_flight": self.max_in_flight,
+                "max_in_flight_by_model": dict(self.max_in_flight_by_model),
+            }
+        )
 
     async def _models(self, request: web.Request) -> web.Response:
         data = [
@@ -274,15 +290,6 @@ class FakeOpenAIServer:
                 await asyncio.wait_for(self._stopping.wait(), 0.05)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        # Requests being answered at once (the loop is single-threaded: no lock needed).
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            return await self._answer(request)
-        finally:
-            self.in_flight -= 1
-
-    async def _answer(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         try:
             body = json.loads(raw or b"{}")
@@ -290,6 +297,20 @@ class FakeOpenAIServer:
                 raise ValueError("body is not an object")
         except ValueError:
             body = {"_raw": raw.decode("utf-8", "replace")}
+        model = str(body.get("model") or "")
+        # Requests being answered at once (the loop is single-threaded: no lock needed).
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        now = self.in_flight_by_model.get(model, 0) + 1
+        self.in_flight_by_model[model] = now
+        self.max_in_flight_by_model[model] = max(self.max_in_flight_by_model.get(model, 0), now)
+        try:
+            return await self._answer(request, body)
+        finally:
+            self.in_flight -= 1
+            self.in_flight_by_model[model] -= 1
+
+    async def _answer(self, request: web.Request, body: dict) -> web.StreamResponse:
         n, reply = self._arrive(body)
         headers = {"x-request-id": f"req-{n}", **reply.headers}
         if reply.retry_after is not None:

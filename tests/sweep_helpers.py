@@ -16,13 +16,15 @@ FAKE2 = "openai/fake-model-large"
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05)
 
 
-def write_models_file(path: Path, base_url: str, *, concurrency: int = 16) -> Path:
-    """A models.toml with two priced fake models served by the fake server."""
+def write_models_file(path: Path, base_url: str, *, concurrency: int | dict[str, int] = 16) -> Path:
+    """A models.toml with two priced fake models served by the fake server (`concurrency`: one
+    max_concurrency for both, or one per model id)."""
+    limits = concurrency if isinstance(concurrency, dict) else {FAKE: concurrency, FAKE2: concurrency}
     path.write_text(
         "".join(
             f'[[model]]\nid = "{m}"\napi_base = "{base_url}"\napi_key_env = "WB_FAKE_KEY"\n'
             "input_price_per_million = 1.0\noutput_price_per_million = 2.0\n"
-            f"max_concurrency = {concurrency}\n\n"
+            f"max_concurrency = {limits.get(m, 16)}\n\n"
             for m in (FAKE, FAKE2)
         )
     )
@@ -56,3 +58,22 @@ def plan(**kwargs) -> int:
 def run(sweep_id: int, **options) -> object:
     """Execute a sweep in-process with fast retries."""
     return execute_sweep(sweep_id, ExecutorOptions(retry=options.pop("retry", FAST_RETRY), **options))
+
+
+def child_pids(pid: int | None = None) -> list[int]:
+    """Live child processes of `pid` (default: this process), from /proc (Linux)."""
+    import os
+
+    pid = pid or os.getpid()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":  # fields: state, ppid, ...
+            found.append(int(entry))
+    return found

@@ -75,6 +75,41 @@ def test_ratings_json(rated, capsys):
     assert data["position_bias"]["n"] == 6 and data["agreement"]["items"] == 3
 
 
+def test_ratings_json_with_length_control_gives_the_coefficient(rated, capsys):
+    assert call("ratings", str(rated), "--rounds", "20", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["length_control"] == {
+        "applied": False,
+        "coef": None,
+        "coef_ci": None,
+    }
+    assert call("ratings", str(rated), "--rounds", "20", "--json", "--length-control") == 0
+    data = json.loads(capsys.readouterr().out)
+    length = data["length_control"]
+    assert length["applied"] is True and isinstance(length["coef"], float)
+    low, high = length["coef_ci"]
+    assert low <= high
+    assert [r["entry"] for r in data["leaderboard"]] == ["echo@1", "echo@2"]
+
+
+def test_ratings_show_with_length_control_says_what_length_is_worth(rated, capsys):
+    assert call("ratings", "show", str(rated), "--rounds", "20", "--length-control") == 0
+    out = capsys.readouterr().out
+    assert "Length control: scores hold output length equal" in out and "95% CI" in out
+    assert call("ratings", "show", str(rated), "--rounds", "20") == 0
+    assert "Length control" not in capsys.readouterr().out
+
+
+def test_rounds_default_to_the_rankings_default(rated, capsys):
+    from workbench.cli import ratings as ratings_cli
+    from workbench.rating.ranking import DEFAULT_ROUNDS
+
+    assert f"{DEFAULT_ROUNDS:,}" == ratings_cli.ROUNDS  # the number the help text gives
+    assert call("ratings", str(rated), "--json") == 0
+    default = capsys.readouterr().out
+    assert call("ratings", str(rated), "--json", "--rounds", str(DEFAULT_ROUNDS)) == 0
+    assert capsys.readouterr().out == default
+
+
 def test_ratings_without_votes_shows_dashes_not_nan(fake_server, tmp_path, monkeypatch, capsys):
     setup_rating_env(fake_server, tmp_path, monkeypatch)
     sweep_id = version_sweep()

@@ -137,3 +137,17 @@ def test_rows_with_sweep_results_cannot_be_rewritten_but_can_be_copied(session):
         ({"q": "y"}, "2"),
     ]
     assert copy.columns == ["q"]
+
+
+def test_datasets_that_cover_the_variables_come_first(session):
+    for name, columns in (("a", ["text"]), ("b", ["country", "text"]), ("c", ["country"]), ("d", ["x"])):
+        table = datasets.ParsedTable(columns, [dict.fromkeys(columns, "v")])
+        datasets.create_dataset(session, name=name, table=table)
+    fits = datasets.fit_for_variables(session, ["country", "text"])
+    assert [(f.name, f.missing, f.covers) for f in fits] == [
+        ("b", (), True),
+        ("a", ("country",), False),
+        ("c", ("text",), False),
+        ("d", ("country", "text"), False),
+    ]
+    assert all(f.covers for f in datasets.fit_for_variables(session, []))

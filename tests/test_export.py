@@ -150,10 +150,22 @@ def test_winner_by_mean_score_carries_sweep_evidence(fake_env):
     with session_scope() as s:
         doc = export.versions_document(s, selection=export.Selection(winners=sweep_id))
     validate(doc)
-    [rec] = doc["versions"]
-    assert (rec["prompt"], rec["version"]) == ("echo", 1)
+    # On 4 rows, all right against all wrong is no significant difference (exact McNemar p = 0.125):
+    # echo@2 is a tied winner, with that test as its evidence.
+    rec, tied = doc["versions"]
+    assert (rec["prompt"], rec["version"]) == ("echo", 1) and tied["version"] == 2
     ev = rec["evidence"]
-    assert ev["winner"] == {"sweep_id": sweep_id, "rule": "mean_score", "metric": "exact", "value": 1.0}
+    rule = {k: ev["winner"][k] for k in ("sweep_id", "rule", "metric", "value", "best", "tied")}
+    assert rule == {
+        "sweep_id": sweep_id,
+        "rule": "mean_score",
+        "metric": "exact",
+        "value": 1.0,
+        "best": True,
+        "tied": True,
+    }
+    test = tied["evidence"]["winner"]["columns"][0]["comparison"]
+    assert (test["p_value"], test["a_only"], test["b_only"], test["n"]) == (0.125, 4, 0, 4)
     assert ev["sweep"]["overall"]["scores"] == {"exact": 1.0} and ev["sweep"]["overall"]["n"] == 4
     [model] = ev["sweep"]["per_model"]
     assert model["model"] == FAKE and model["cost_usd"] > 0 and model["latency_p50_ms"] > 0
@@ -233,6 +245,7 @@ def test_cli_writes_each_format(fake_env, tmp_path, capsys):
     for args in (
         ["versions", "--format", "json"],
         ["versions", "--format", "csv", "--winners", str(sweep_id)],
+        ["versions", "--format", "json", "--winners", str(sweep_id)],
         ["versions", "--format", "csv", "--prompt", "echo@2"],
         ["runs", str(sweep_id), "--format", "csv"],
         ["runs", str(sweep_id), "--format", "json"],

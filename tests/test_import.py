@@ -193,6 +193,47 @@ def test_a_bad_file_is_rejected_whole_with_the_problem_located(tmp_path, monkeyp
     assert snapshot() == before
 
 
+OLD_WINNER = {"sweep_id": 3, "rule": "mean_score", "metric": "exact", "value": 1.0}  # before tied winners
+COMPARISON = {
+    "n": 12,
+    "diff": -0.083,
+    "ci_low": -0.35,
+    "ci_high": 0.18,
+    "p_value": 1.0,
+    "test": "exact McNemar",
+}
+
+
+def _winner(rule: dict):
+    return lambda d: d["versions"][0]["evidence"].update(winner=rule)
+
+
+def test_winner_evidence_from_before_and_after_tied_winners_imports(tmp_path, monkeypatch):
+    migrate()
+    build_library()
+    doc = export_doc()
+    tied = {
+        **OLD_WINNER,
+        "best": False,
+        "tied": True,
+        "best_column": "greet@2 | m",
+        "columns": [{"column": "greet@1 | m", "best": False, "comparison": COMPARISON}],
+    }
+    use_database(monkeypatch, tmp_path, "winners.db")
+    for rule in (OLD_WINNER, tied):
+        assert len(import_doc(_bad(doc, _winner(rule)), dry_run=True).added) == 4
+
+
+def test_a_winner_comparison_is_schema_checked(tmp_path, monkeypatch):
+    migrate()
+    build_library()
+    columns = [{"column": "greet@1 | m", "best": False, "comparison": {**COMPARISON, "p_value": 2}}]
+    doc = _bad(export_doc(), _winner({**OLD_WINNER, "columns": columns}))
+    with pytest.raises(ImportSchemaError) as info:
+        import_doc(doc)
+    assert info.value.path == "$.versions[0].evidence.winner.columns[0].comparison.p_value"
+
+
 def test_not_json_and_not_an_export(tmp_path):
     migrate()
     with session_scope() as s:

@@ -253,17 +253,71 @@ def test_load_votes_counts_a_vote_only_where_it_is_a_clean_comparison(env):
         pairs.record_vote(s, pair=clean, verdict_side="right", rater="ann", comment="v1 is right")
         by_version = pairs.load_votes(s, sweep_id=sweep_id, by="version")
         by_column = pairs.load_votes(s, sweep_id=sweep_id, by="column")
+    lengths = {"len_a": len(runs[clean.run_a_id].output), "len_b": len(runs[clean.run_b_id].output)}
     assert by_version == [
-        ranking.Vote("echo@1", "echo@2", "a", left_is_a=False, rater="ann", pair_id=clean.pair_id, auto=False)
+        ranking.Vote(
+            "echo@1",
+            "echo@2",
+            "a",
+            left_is_a=False,
+            rater="ann",
+            pair_id=clean.pair_id,
+            auto=False,
+            **lengths,
+        )
     ]
     assert [v.pair_id for v in by_column] == [diag.pair_id, clean.pair_id]
     assert by_column[0].a == f"echo@1 | {FAKE}" and by_column[0].b == f"echo@2 | {FAKE2}"
     assert by_column[0].verdict == "a" and by_column[0].left_is_a
 
 
+def test_load_votes_carry_both_output_lengths_in_characters(env):
+    sweep_id = version_sweep()
+    rate_all(sweep_id, "version", "ann", prefer_version_1)
+    runs = runs_by_id(sweep_id)
+    with session_scope() as s:
+        votes = pairs.load_votes(s, sweep_id=sweep_id, by="version")
+    assert len(votes) == 4  # 3 human votes + the automatic tie of row 1
+    for v in votes:
+        a_id, b_id = (int(i) for i in v.pair_id.split("-"))
+        assert (v.len_a, v.len_b) == (len(runs[a_id].output), len(runs[b_id].output))
+    # echo@2 says "Answer: " more than echo@1; the automatic tie's outputs are the same ("same").
+    human = [v for v in votes if not v.auto]
+    assert all(v.len_b - v.len_a == len("Answer: ") for v in human)
+    (auto,) = [v for v in votes if v.auto]
+    assert auto.len_a == auto.len_b > 0
+
+
 # ---------------------------------------------------------------------------------------------
 # Leaderboard
 # ---------------------------------------------------------------------------------------------
+
+
+def test_leaderboard_for_keeps_the_rankings_attrs_and_passes_length_control(env):
+    sweep_id = version_sweep()
+    rate_all(sweep_id, "version", "ann", prefer_version_1)
+    with session_scope() as s:
+        plain = leaderboard.leaderboard_for(s, sweep_id=sweep_id, by="version", rounds=30)
+        controlled = leaderboard.leaderboard_for(
+            s, sweep_id=sweep_id, by="version", rounds=30, length_control=True
+        )
+        report = leaderboard.ranking_report(
+            s, sweep_id=sweep_id, by="version", rounds=30, length_control=True
+        )
+    # The merge with scores and cost would drop them: leaderboard_for carries them over.
+    assert plain.attrs == {"length_control": False, "length_coef": None, "length_coef_ci": None}
+    assert "score_exact_mean" in controlled.columns
+    assert controlled.attrs["length_control"] is True
+    lo, hi = controlled.attrs["length_coef_ci"]
+    assert math.isfinite(controlled.attrs["length_coef"]) and lo <= hi
+    assert report["leaderboard"].attrs == controlled.attrs
+
+
+def test_leaderboard_for_defaults_to_the_rankings_rounds():
+    import inspect
+
+    for fn in (leaderboard.leaderboard_for, leaderboard.ranking_report):
+        assert inspect.signature(fn).parameters["rounds"].default == ranking.DEFAULT_ROUNDS
 
 
 def test_leaderboard_joins_scores_cost_and_latency(env):

@@ -1,20 +1,24 @@
-"""Sweeps across processes: kill -9 and resume, and two workers sharing one sweep
-(on SQLite and on PostgreSQL)."""
+"""Sweeps across processes (on SQLite and on PostgreSQL): kill -9 and resume, two workers sharing
+one sweep, and one sweep on several processes: each cell once, concurrency limits that are totals
+across the processes (counted by the scripted server), cancel, killed workers and parents, budget."""
 
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 from sqlmodel import select
 
 from tests.fakeserver import Reply
-from tests.sweep_helpers import FAKE, plan, seed, write_models_file
+from tests.sweep_helpers import FAKE, FAKE2, child_pids, plan, seed, write_models_file
 from workbench import config
 from workbench.db import dispose_engines, session_scope
 from workbench.models import Run, Sweep
+from workbench.sweeps.lifecycle import request_cancel
+from workbench.sweeps.processes import run_sweep
 
 
 def cli(*args):
@@ -112,3 +116,226 @@ def test_stale_claims_of_dead_processes_are_released(proc_env):
     assert len(got) == 5
     assert claims.release_stale(engine, sweep_id=sweep_id) == 5
     assert {st for st, _, _ in statuses(sweep_id).values()} == {"pending"}
+
+
+# -- one sweep on several processes (workbench.sweeps.processes) ----------------------------------
+
+
+def in_thread(fn, *args, **kwargs):
+    """Run `fn` in a thread; returns (thread, result dict with "value" or "error")."""
+    result: dict = {}
+
+    def target():
+        try:
+            result["value"] = fn(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            result["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, result
+
+
+def wait_for(predicate, timeout=60.0, what="a condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def other_pids(sweep_id, status="running"):
+    """Pids (other than this one) holding cells of the sweep in `status`."""
+    return {int(c.split(":")[1]) for st, _, c in statuses(sweep_id).values() if st == status and c} - {
+        os.getpid()
+    }
+
+
+def test_two_processes_run_every_cell_once_and_both_run_cells(proc_env):
+    proc_env.default = Reply(latency=0.2)
+    sweep_id = plan(concurrency=4)
+    report = run_sweep(sweep_id, processes=2, wait_for_workers=True)
+    final = statuses(sweep_id)
+    assert {st for st, _, _ in final.values()} == {"done"} and len(final) == 40
+    assert all(proc_env.count(m) == 1 for _, m, _ in final.values()), "a cell was called twice"
+    assert proc_env.count() == 40 and report.called == 40 and report.processes == 2
+    assert len({c for _, _, c in final.values()}) == 2, "both processes should have run cells"
+    assert not child_pids(), "a worker process outlived the sweep"
+    with session_scope() as s:
+        assert s.get(Sweep, sweep_id).status == "done"
+
+
+@pytest.mark.parametrize("wait", [True, False], ids=["all-from-the-start", "workers-join-mid-run"])
+def test_concurrency_limits_are_totals_across_processes(proc_env, tmp_path, monkeypatch, wait):
+    # fake-model may run 3 calls at once, fake-model-large only 1 (fewer than the processes),
+    # and the sweep 5 in all: the scripted server counts what it answers at once per model.
+    models = write_models_file(tmp_path / "limits.toml", proc_env.base_url, concurrency={FAKE: 3, FAKE2: 1})
+    monkeypatch.setenv("WORKBENCH_MODELS", str(models))
+    proc_env.default = Reply(latency=0.15 if wait else 0.3)
+    sweep_id = plan(models=[FAKE, FAKE2], concurrency=5, max_rows=20)
+    report = run_sweep(sweep_id, processes=2, wait_for_workers=wait)
+    assert report.processes == 2 and report.called == 40
+    assert proc_env.max_in_flight_of("fake-model") == 3  # reached, and never passed
+    assert proc_env.max_in_flight_of("fake-model-large") == 1
+    assert proc_env.max_in_flight <= 5
+    final = statuses(sweep_id)
+    assert {st for st, _, _ in final.values()} == {"done"} and len(final) == 40
+    with session_scope() as s:
+        large = s.exec(select(Run.claimed_by).where(Run.sweep_id == sweep_id, Run.model == FAKE2)).all()
+    assert len(set(large)) == 1, "the model limited to 1 runs in one process (and is not starved)"
+
+
+def test_cancel_stops_every_process(proc_env):
+    proc_env.default = Reply(latency=0.3)
+    sweep_id = plan(concurrency=4)
+    thread, result = in_thread(run_sweep, sweep_id, processes=2, wait_for_workers=True)
+    workers = wait_for(lambda: other_pids(sweep_id), what="the worker to run cells")
+    wait_for(lambda: proc_env.count() >= 6, what="some calls")
+    request_cancel(sweep_id)
+    thread.join(60)
+    assert not thread.is_alive() and "error" not in result, result
+    assert result["value"].cancelled
+    final = statuses(sweep_id)
+    assert {st for st, _, _ in final.values()} <= {"done", "cancelled"}
+    assert proc_env.count() < 40, "the cancel should have stopped the calls"
+    with session_scope() as s:
+        assert s.get(Sweep, sweep_id).status == "cancelled"
+    for pid in workers:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_a_killed_worker_process_has_its_cells_run_again(proc_env):
+    proc_env.default = Reply(latency=0.3)
+    sweep_id = plan(concurrency=4)
+    thread, result = in_thread(run_sweep, sweep_id, processes=2, wait_for_workers=True)
+    [worker] = wait_for(lambda: other_pids(sweep_id), what="the worker to run cells")
+    wait_for(lambda: sum(st == "done" for st, _, _ in statuses(sweep_id).values()) >= 4, what="cells done")
+    os.kill(worker, signal.SIGKILL)
+    done_before = {m for st, m, _ in statuses(sweep_id).values() if st == "done"}
+    thread.join(120)
+    assert not thread.is_alive() and "error" not in result, result
+    final = statuses(sweep_id)
+    assert {st for st, _, _ in final.values()} == {"done"} and len(final) == 40
+    for marker in done_before:
+        assert proc_env.count(marker) == 1, f"{marker} was done before the kill but called again"
+    # Only the cells in flight in the killed worker are called twice.
+    assert all(proc_env.count(m) <= 2 for _, m, _ in final.values())
+    with session_scope() as s:
+        assert s.get(Sweep, sweep_id).status == "done"
+
+
+def test_a_worker_whose_parent_is_killed_gives_its_cells_back_and_resume_finishes(proc_env):
+    proc_env.default = Reply(latency=0.8)
+    parent = cli(
+        "sweep", "run", "--prompt", "echo", "--dataset", "rows", "--models", FAKE,
+        "--concurrency", "4", "--processes", "2", "--json",
+    )  # fmt: skip
+    sweep_id = wait_for(lambda: plan_id(), what="the sweep to be planned")
+    [worker] = wait_for(lambda: other_pids(sweep_id) - {parent.pid}, what="the worker to run cells")
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    dispose_engines()
+
+    def worker_gone():
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    wait_for(worker_gone, what="the worker to exit once its parent is gone")
+    assert not other_pids(sweep_id) - {parent.pid}, "the worker should have given its cells back"
+    done_before = {m for st, m, _ in statuses(sweep_id).values() if st == "done"}
+    assert len(done_before) < 40
+    proc_env.default = Reply(latency=0.05)
+    resume = cli("sweep", "resume", str(sweep_id), "--json")
+    _out, err = resume.communicate(timeout=120)
+    assert resume.returncode == 0, err
+    final = statuses(sweep_id)
+    assert {st for st, _, _ in final.values()} == {"done"}
+    for marker in done_before:
+        assert proc_env.count(marker) == 1
+
+
+def plan_id():
+    with session_scope() as s:
+        sweep = s.exec(select(Sweep)).first()
+        return sweep.id if sweep else None
+
+
+def test_budget_holds_with_several_processes(proc_env, capsys):
+    from workbench.cli import main
+
+    code = main(["sweep", "run", "--prompt", "echo", "--dataset", "rows", "--models", FAKE,
+                 "--budget", "0.000001", "--processes", "2"])  # fmt: skip
+    assert code == 2 and "budget" in capsys.readouterr().err.lower()
+    assert proc_env.count() == 0 and not child_pids()
+    sweep_id = plan(concurrency=4, budget_usd=0.05)
+    run_sweep(sweep_id, processes=2, wait_for_workers=True)
+    with session_scope() as s:
+        costs = s.exec(select(Run.cost_usd).where(Run.sweep_id == sweep_id)).all()
+    assert proc_env.count() == 40 and len(costs) == 40  # every cell billed once
+    assert sum(costs) <= 0.05
+
+
+def test_how_many_processes_a_sweep_gets(proc_env, tmp_path, monkeypatch):
+    from workbench.db import get_engine
+    from workbench.sweeps import processes
+
+    engine = get_engine()
+    monkeypatch.setattr(processes, "cores", lambda: 4)
+    assert processes.choose_processes(engine, plan(concurrency=8))[0] == 1  # 40 cells: not worth it
+    monkeypatch.setattr(processes, "MIN_CELLS", 40)
+    assert processes.choose_processes(engine, plan(concurrency=8))[0] == 4  # one per core
+    assert processes.choose_processes(engine, plan(concurrency=2))[0] == 2  # a share of one call each
+    assert processes.choose_processes(engine, plan(concurrency=8), 3)[0] == 3  # as asked
+    models = write_models_file(tmp_path / "one.toml", proc_env.base_url, concurrency=1)
+    monkeypatch.setenv("WORKBENCH_MODELS", str(models))
+    assert processes.choose_processes(engine, plan(concurrency=8), 4)[0] == 1  # one call at a time
+
+
+def test_by_default_workers_start_only_when_the_sweep_is_short_of_cpu(proc_env, monkeypatch):
+    from workbench.sweeps import processes
+
+    monkeypatch.setattr(processes, "MIN_CELLS", 10)
+    monkeypatch.setattr(processes, "cores", lambda: 2)
+    proc_env.default = Reply(latency=0.5)
+    waiting = run_sweep(plan(concurrency=4, max_rows=20))  # waits on the provider: one process
+    assert waiting.processes == 1 and waiting.called == 20
+    monkeypatch.setattr(processes, "CPU_BOUND", 0.0)  # now any use of the CPU counts as short
+    monkeypatch.setattr(processes, "MIN_SECONDS_LEFT", 0.0)
+    monkeypatch.setattr(processes, "FIRST_LOOK", 0.2)
+    busy = run_sweep(plan(concurrency=4, use_cache=False))
+    assert busy.processes == 2 and busy.called == 40
+    assert not child_pids()
+
+
+def test_the_cli_refuses_fewer_than_one_process_before_planning(proc_env, capsys):
+    from workbench.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["sweep", "run", "--prompt", "echo", "--dataset", "rows", "--models", FAKE, "--processes", "0"])
+    assert exit_.value.code == 2 and "--processes: must be at least 1" in capsys.readouterr().err
+    assert plan_id() is None
+
+
+def test_every_process_judges_its_own_cells_within_the_judges_total(proc_env, tmp_path, monkeypatch):
+    from workbench.models import Score
+
+    models = write_models_file(tmp_path / "judge.toml", proc_env.base_url, concurrency={FAKE: 4, FAKE2: 2})
+    monkeypatch.setenv("WORKBENCH_MODELS", str(models))
+    proc_env.default = Reply(latency=0.2)
+    scoring = {"metrics": ["judge"], "judge_model": FAKE2, "judge_rubric": "Rate {{ output }} from 1 to 5."}
+    sweep_id = plan(concurrency=8, scoring=scoring, max_rows=30)
+    report = run_sweep(sweep_id, processes=4, wait_for_workers=True)  # the judge's 2 allow 2 processes
+    assert report.processes == 2 and report.called == 30
+    assert proc_env.max_in_flight_of("fake-model-large") == 2  # the judge's total, across processes
+    assert proc_env.max_in_flight_of("fake-model") <= 4
+    with session_scope() as s:
+        ids = s.exec(select(Run.id).where(Run.sweep_id == sweep_id)).all()
+        judged = s.exec(select(Score.run_id).where(Score.metric == "judge", Score.run_id.in_(ids))).all()
+    assert sorted(judged) == sorted(ids)  # one judge score per cell
+    assert proc_env.count("Rate ") == 30  # and one judge call per cell

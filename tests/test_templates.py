@@ -126,3 +126,17 @@ def test_ordinary_loops_and_arithmetic_still_work():
         "{% for i in range(3) %}{{ i * 2 }}{% endfor %} {{ 'ab' * 3 }} {{ 2 ** 10 }}", {}
     )
     assert out == "024 ababab 1024"
+
+
+def test_required_variables_leave_out_the_optional_ones():
+    sources = [
+        "{% if audience is defined %}Write for {{ audience }}.{% endif %} {{ text }}",
+        "{{ tone|default('plain') }} {{ country }}",
+    ]
+    assert templates.variables_of(sources) == ["audience", "text", "tone", "country"]
+    assert templates.required_variables(sources) == ["text", "country"]
+    # A template that fails with "" for another reason asks for every variable.
+    assert templates.required_variables(["{{ n + 1 }}{% if opt is defined %}{{ opt }}{% endif %}"]) == [
+        "n",
+        "opt",
+    ]

@@ -2,13 +2,13 @@
 
 The Streamlit server holds one `BackgroundRunner` per process (via st.cache_resource in
 `workbench.ui.background`); it never calls `st.*`. State lives in the database, so pages poll it,
-closing a tab does not stop the work, and a restarted server can resume pending cells.
+closing a tab does not stop the work, and a restarted server resumes pending cells and the
+optimizations a dead process left running.
 """
 
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -69,46 +69,47 @@ class BackgroundRunner:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def run_sweep_job(sweep_id: int) -> None:
+def run_sweep_job(sweep_id: int, processes: int | None = None) -> None:
     """The background job for a sweep: execute its pending cells to the end.
 
-    If the executor fails (a database outage, a bug), the error is written on the sweep and this
-    process's claims are released, so the page says what happened and Resume can finish it.
+    A big sweep also runs in worker processes (`workbench.sweeps.processes`), started by this job
+    and gone when it ends: they outlive neither the job nor the server (a server that stops
+    closes their input, so they give their cells back and a restart resumes them), and a closed
+    tab does not stop them. If the executor fails (a database outage, a bug), the error is
+    written on the sweep and this process's claims are released, so the page says what happened
+    and Resume can finish it.
     """
     from workbench.sweeps import lifecycle
-    from workbench.sweeps.execute import execute_sweep
+    from workbench.sweeps.processes import run_sweep
 
     try:
-        execute_sweep(sweep_id)
+        run_sweep(sweep_id, processes=processes)
     except Exception as exc:
         log.exception("sweep %s stopped", sweep_id)
         lifecycle.mark_stopped(sweep_id, exc)
         raise
 
 
-def fail_orphaned_optimizations() -> list[int]:
-    """Optimizations left 'running' by a process that no longer exists are marked failed."""
-    from sqlmodel import Session, col, select
+def run_optimization_job(optimization_id: int) -> str:
+    """The background job for an optimization: run it to its end (DSPy is imported here, not at start-up)."""
+    from workbench.optimize.worker import run_optimization
 
-    from workbench.db import get_engine
-    from workbench.models import Optimization, utcnow
-    from workbench.sweeps.claims import claim_is_dead
+    return run_optimization(optimization_id)
 
-    orphaned = []
-    with Session(get_engine()) as s:
-        for row in s.exec(select(Optimization).where(col(Optimization.status) == "running")):
-            runner_id = (row.config or {}).get("runner") or ""
-            # Only runs of this machine are judged: a live run elsewhere has no lease to expire.
-            if runner_id.split(":")[0] == socket.gethostname() and claim_is_dead(runner_id, row.created_at):
-                row.status = "failed"
-                row.error = (
-                    "The process running this optimization stopped (a restart or crash); start it again."
-                )
-                row.finished_at = utcnow()
-                s.add(row)
-                orphaned.append(row.id)
-        s.commit()
-    return orphaned
+
+def resume_orphaned_optimizations(runner: BackgroundRunner) -> dict[int, str]:
+    """On server start: restart optimizations a dead process left running, calls and cost carried over.
+
+    Those that cannot restart are marked failed, saying what was lost. Returns id -> resumed | failed |
+    cancelled.
+    """
+    from workbench.optimize.recovery import recover_orphans
+
+    outcomes = recover_orphans()
+    for optimization_id, outcome in outcomes.items():
+        if outcome == "resumed":
+            runner.submit(f"optimize-{optimization_id}", run_optimization_job, optimization_id)
+    return outcomes
 
 
 def resume_unfinished_sweeps(runner: BackgroundRunner) -> list[int]:

@@ -245,6 +245,28 @@ def row_counts(session: Session) -> dict[int, tuple[int, int]]:
     return {did: (n, labelled) for did, n, labelled in session.exec(stmt)}
 
 
+@dataclass(frozen=True)
+class DatasetFit:
+    """A dataset, and which of the variables a prompt needs it has no column for."""
+
+    name: str
+    missing: tuple[str, ...] = ()
+
+    @property
+    def covers(self) -> bool:
+        """Every needed variable has a column: planning a sweep on it finds no missing variable."""
+        return not self.missing
+
+
+def fit_for_variables(session: Session, variables: list[str]) -> list[DatasetFit]:
+    """Every dataset, those whose columns cover `variables` first, then by fewest missing; by name within."""
+    needed = list(dict.fromkeys(variables))
+    fits = [
+        DatasetFit(d.name, tuple(v for v in needed if v not in d.columns)) for d in list_datasets(session)
+    ]
+    return sorted(fits, key=lambda f: len(f.missing))  # stable: list_datasets is by name
+
+
 def examples_of(session: Session, dataset_id: int, *, limit: int | None = None) -> list[Example]:
     """Rows of a dataset in order."""
     stmt = select(Example).where(Example.dataset_id == dataset_id).order_by(Example.position)

@@ -1,14 +1,27 @@
 """Sweep engine throughput against a local OpenAI-compatible server (run by hand, not in pytest).
 
     .venv/bin/python -m tests.bench.bench_sweep [--cells 1000] [--concurrency 64] [--latency 0.2]
+        [--processes N] [--process-cells 3000] [--process-concurrency 256] [--crossover 500,1000,2000]
+        [--cold] [--only-processes] [--latencies 0ms,200ms]
 
-Measures, in one run and against the same server (its own process, so it does not share the GIL):
+Measures, in one run and against the same servers (their own processes, so they do not share the GIL):
   1. a hand-written asyncio.gather over litellm.acompletion (a semaphore of `concurrency`),
   2. the workbench sweep (planning excluded, then included) at the same concurrency,
   3. the ideal ceil(cells / concurrency) x latency,
   4. a re-run of the same sweep with the cache (provider calls must be 0),
-  5. one worker process vs two worker processes on a bigger sweep (past LiteLLM's ~100 calls/s).
-Prints wall times, cells/s, CPU per cell and the ratios.
+  5. what a worker process costs to start (to "ready": interpreter, imports, LiteLLM), warm and,
+     with --cold, with its library files evicted from the page cache first,
+  6. one process vs N processes (`run_sweep`, N = the cores by default) at 0 ms and 200 ms server
+     latency, rounds in a rotating order, medians: 1 process; N started at once; N all ready
+     before the first call (the steady state); the default (workers start once they pay). Wall
+     time with the workers' start-up (what a user waits) and the calling time (first claim to last
+     result), plus the servers' most requests in flight. Concurrency 256 by default: at 64 and
+     200 ms the latency bound (320 calls/s) is near what one process does, so no process count
+     can show much,
+  7. with --crossover: 1 process, N at once and the default by sweep size (where MIN_CELLS and
+     the default's rule come from).
+Prints wall times, cells/s, CPU per cell, the ratios and the load average around each section
+(other work on the machine makes every number noisy).
 """
 
 from __future__ import annotations
@@ -39,9 +52,13 @@ def start_server(latency: float) -> tuple[subprocess.Popen, str]:
     return proc, proc.stdout.readline().strip()
 
 
-def server_requests(base_url: str) -> int:
+def server_stats(base_url: str) -> dict:
     with urllib.request.urlopen(base_url.removesuffix("/v1") + "/stats") as resp:
-        return json.load(resp)["requests"]
+        return json.load(resp)
+
+
+def server_requests(base_url: str) -> int:
+    return server_stats(base_url)["requests"]
 
 
 async def hand_written(base_url: str, n: int, concurrency: int, stream: bool) -> None:
@@ -78,12 +95,17 @@ def timed(fn):
     return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def setup_db(tmp: Path, base_url: str, rows: int) -> None:
+def setup_db(tmp: Path, base_url: str, rows: int, latency_servers: dict[str, str]) -> None:
+    """A database with a prompt and `rows` rows; models.toml: openai/fake-model at `base_url`,
+    and one model per entry of `latency_servers` (model id -> base URL)."""
     os.environ["WORKBENCH_DATABASE_URL"] = f"sqlite:///{tmp / 'bench.db'}"
     models = tmp / "models.toml"
     models.write_text(
-        f'[[model]]\nid = "openai/fake-model"\napi_base = "{base_url}"\napi_key_env = "WB_BENCH_KEY"\n'
-        "input_price_per_million = 1\noutput_price_per_million = 2\nmax_concurrency = 512\n"
+        "".join(
+            f'[[model]]\nid = "{model}"\napi_base = "{url}"\napi_key_env = "WB_BENCH_KEY"\n'
+            "input_price_per_million = 1\noutput_price_per_million = 2\nmax_concurrency = 512\n\n"
+            for model, url in {"openai/fake-model": base_url, **latency_servers}.items()
+        )
     )
     os.environ["WORKBENCH_MODELS"] = str(models)
     os.environ["WB_BENCH_KEY"] = "sk-bench"
@@ -103,13 +125,15 @@ def setup_db(tmp: Path, base_url: str, rows: int) -> None:
         datasets.create_dataset(s, name="bench", table=table, expected_column="expected")
 
 
-def plan(cells: int, concurrency: int, stream: bool, use_cache: bool = True) -> tuple[int, float]:
+def plan(
+    cells: int, concurrency: int, stream: bool, use_cache: bool = True, model: str = "openai/fake-model"
+) -> tuple[int, float]:
     from workbench.db import session_scope
     from workbench.sweeps.plan import SweepSpec, create_sweep
 
     spec = SweepSpec(
         prompts=["bench"],
-        models=["openai/fake-model"],
+        models=[model],
         dataset="bench",
         max_rows=cells,
         concurrency=concurrency,
@@ -123,22 +147,146 @@ def plan(cells: int, concurrency: int, stream: bool, use_cache: bool = True) -> 
     return sweep.id, time.perf_counter() - started
 
 
-def run_workers(n_workers: int, sweep_id: int) -> float:
-    env = {**os.environ}
+def load() -> str:
+    """The 1-minute load average and how many cores it shares (others' work makes numbers noisy)."""
+    return f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
+
+
+def evict_library_files() -> int:
+    """Drop the files of the heavy libraries from the page cache (a cold start without a reboot)."""
+    import importlib.util
+
+    count = 0
+    for name in ("litellm", "openai", "tiktoken", "pydantic", "aiohttp", "httpx", "sqlalchemy", "sqlmodel"):
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        for folder in spec.submodule_search_locations:
+            for path in Path(folder).rglob("*"):
+                if path.is_file():
+                    with open(path, "rb") as f:
+                        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+                    count += 1
+    return count
+
+
+def worker_start(sweep_id: int) -> float:
+    """Seconds from spawning a supervised worker to its "ready" (interpreter, imports, LiteLLM)."""
     started = time.perf_counter()
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "workbench", "worker", "--sweep", str(sweep_id)],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(n_workers)
-    ]
-    for p in procs:
-        p.wait()
-    return time.perf_counter() - started
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workbench", "worker", "--sweep", str(sweep_id), "--share",
+         '{"total": 1, "models": {}}'],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    while proc.stdout.readline().strip() != "ready":
+        pass
+    seconds = time.perf_counter() - started
+    proc.communicate("stop\n")  # anything but go: it exits without touching the sweep
+    return seconds
+
+
+def measure_startup(sweep_id: int, cold: bool) -> None:
+    """Section 5: what starting a worker process costs."""
+    warm = statistics.median(worker_start(sweep_id) for _ in range(3))
+    print(f"\n== worker process start-up to ready ({load()}) ==")
+    print(f"warm (files cached)                 : {warm:6.2f} s  (median of 3)")
+    if cold:
+        files = evict_library_files()
+        print(f"cold ({files} library files evicted)  : {worker_start(sweep_id):6.2f} s")
+
+
+def calling_seconds(sweep_id: int) -> float:
+    """From the first cell claimed to the last result written (the sweep's calling time)."""
+    from sqlalchemy import func
+    from sqlmodel import select
+
+    from workbench.db import session_scope
+    from workbench.models import Run
+
+    with session_scope() as s:
+        first, last = s.exec(
+            select(func.min(Run.started_at), func.max(Run.finished_at)).where(Run.sweep_id == sweep_id)
+        ).one()
+    return (last - first).total_seconds()
+
+
+def modes(n: int, steady: bool = True) -> list[tuple[str, dict]]:
+    """How `run_sweep` is called in the 1-vs-N sections: label -> keyword arguments."""
+    found = [("1 process", {"processes": 1}), (f"{n} processes", {"processes": n})]
+    if steady:  # every worker ready before the first call: the steady state, start-up left out
+        found.append((f"{n} processes, steady", {"processes": n, "wait_for_workers": True}))
+    return [*found, ("default (auto)", {"processes": None})]
+
+
+def one_vs_many(cells: int, concurrency: int, model: str, rounds: int, stream: bool, plan, how) -> dict:
+    """Rounds over `how` (label -> run_sweep keywords) on fresh sweeps, in a rotating order;
+    per label the median wall and calling times, and the per-round ratios to the first label."""
+    from workbench.db import session_scope
+    from workbench.sweeps.processes import run_sweep
+    from workbench.sweeps.summary import progress
+
+    walls: dict[str, list[float]] = {label: [] for label, _ in how}
+    calling: dict[str, list[float]] = {label: [] for label, _ in how}
+    for r in range(rounds):
+        for label, kwargs in how[r % len(how) :] + how[: r % len(how)]:  # rotate which goes first
+            sweep_id, _ = plan(cells, concurrency, stream, use_cache=False, model=model)
+            started = time.perf_counter()
+            run_sweep(sweep_id, **kwargs)
+            walls[label].append(time.perf_counter() - started)
+            calling[label].append(calling_seconds(sweep_id))
+            with session_scope() as s:
+                assert progress(s, sweep_id).done == cells
+    base = how[0][0]
+    return {
+        "wall": {k: statistics.median(v) for k, v in walls.items()},
+        "calling": {k: statistics.median(v) for k, v in calling.items()},
+        "ratios": {k: [a / b for a, b in zip(walls[base], v, strict=True)] for k, v in walls.items()},
+    }
+
+
+def bench_processes(args, servers: dict[str, str], plan) -> None:
+    """Section 6: one process vs N processes at 0 ms and 200 ms server latency."""
+    from workbench.sweeps.processes import cores
+
+    n = args.processes or cores()
+    cells, conc = args.process_cells, args.process_concurrency
+    for model, url in servers.items():
+        before = load()
+        how = modes(n)
+        res = one_vs_many(cells, conc, model, args.rounds, args.stream, plan, how)
+        wall, calling = res["wall"], res["calling"]
+        print(f"\n== {cells} cells, concurrency {conc}, {model} (server latency {model.split('-')[-1]}) ==")
+        print(f"{before} before, {load()} after; {args.rounds} rotating rounds, medians")
+        print("                        wall (start-up in)      calling (first claim to last result)")
+        for label, _ in how:
+            w, c = wall[label], calling[label]
+            rounds = ", ".join(f"{r:.2f}" for r in res["ratios"][label])
+            print(
+                f"{label:22}: {w:6.2f} s {cells / w:6.1f} cells/s   {c:6.2f} s {cells / c:6.1f} cells/s   "
+                f"ratio {wall[how[0][0]] / w:.2f}x wall ({rounds}), {calling[how[0][0]] / c:.2f}x calling"
+            )
+        if model.endswith("200ms"):
+            print(f"ideal ceil({cells}/{conc}) x 0.2 s: {math.ceil(cells / conc) * 0.2:.2f} s")
+        print(f"server's most requests in flight: {server_stats(url)['max_in_flight']} (limit {conc})")
+
+
+def crossover(args, sizes: list[int], servers: dict[str, str], plan) -> None:
+    """Section 7: 1 vs N processes by sweep size, start-up included (where MIN_CELLS comes from)."""
+    from workbench.sweeps.processes import cores
+
+    n = args.processes or cores()
+    how = modes(n, steady=False)
+    print(f"\n== crossover: wall time by sweep size, start-up included ({load()}) ==")
+    for model in servers:
+        for cells in sizes:
+            res = one_vs_many(cells, args.process_concurrency, model, args.rounds, args.stream, plan, how)
+            wall = res["wall"]
+            print(
+                f"{model:18} {cells:6} cells: "
+                + ", ".join(
+                    f"{label} {wall[label]:6.2f} s ({wall[how[0][0]] / wall[label]:.2f}x)" for label, _ in how
+                )
+            )
 
 
 def main() -> None:
@@ -150,16 +298,27 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--stream", action="store_true", help="Stream (TTFT) in both loops.")
     parser.add_argument("--rounds", type=int, default=5, help="Alternating rounds; medians are reported.")
-    parser.add_argument("--process-cells", type=int, default=3000, help="Cells for the 1-vs-2 process run.")
+    parser.add_argument("--process-cells", type=int, default=3000, help="Cells for the 1-vs-N run.")
+    parser.add_argument("--process-concurrency", type=int, default=256, help="Sweep concurrency (1-vs-N).")
+    parser.add_argument("--processes", type=int, help="N of the 1-vs-N run (default: the cores).")
+    parser.add_argument("--crossover", help="Sweep sizes for a 1-vs-N run each, e.g. 200,400,800,1600.")
+    parser.add_argument("--cold", action="store_true", help="Also time a worker start with cold files.")
+    parser.add_argument("--only-processes", action="store_true", help="Skip sections 1-4.")
+    parser.add_argument("--latencies", default="0ms,200ms", help="Sections 6-7: 0ms, 200ms or both.")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from workbench.config import apply_offline_env
 
     apply_offline_env()
     server, base_url = start_server(args.latency)
+    zero, zero_url = start_server(0.0)
+    slow, slow_url = start_server(0.2)
+    latency_servers = {"openai/fake-0ms": zero_url, "openai/fake-200ms": slow_url}
+    chosen = {m: u for m, u in latency_servers.items() if m.split("-")[-1] in args.latencies.split(",")}
+    sizes = [int(x) for x in (args.crossover or "").split(",") if x.strip()]
     tmp = Path(tempfile.mkdtemp(prefix="wb-bench-"))
     try:
-        setup_db(tmp, base_url, max(args.cells, args.process_cells))
+        setup_db(tmp, base_url, max(args.cells, args.process_cells, *sizes), latency_servers)
         from workbench.db import session_scope
         from workbench.providers.completion import ensure_litellm
         from workbench.sweeps.execute import execute_sweep
@@ -171,6 +330,12 @@ def main() -> None:
         asyncio.run(hand_written(base_url, 64, 64, args.stream))
         warm_id, _ = plan(64, args.concurrency, args.stream, use_cache=False)
         execute_sweep(warm_id)
+        measure_startup(warm_id, cold=args.cold)
+        if args.only_processes:
+            bench_processes(args, chosen, plan)
+            if sizes:
+                crossover(args, sizes, chosen, plan)
+            return
         ideal = math.ceil(args.cells / args.concurrency) * args.latency
 
         # Alternate the two loops for several rounds and take medians: on 2 cores the server, the
@@ -227,22 +392,13 @@ def main() -> None:
             f"plan {cached_plan_s:.2f} s + execute {cache_wall:.2f} s"
         )
 
-        n = args.process_cells
-        one_id, _ = plan(n, 256, args.stream, use_cache=False)
-        one_wall = run_workers(1, one_id)
-        two_id, _ = plan(n, 256, args.stream, use_cache=False)
-        two_wall = run_workers(2, two_id)
-        with session_scope() as s:
-            assert progress(s, one_id).done == n and progress(s, two_id).done == n
-        print(f"\n== {n} cells, concurrency 256 per worker process (worker start-up included) ==")
-        print(f"1 worker process : {one_wall:6.2f} s  {n / one_wall:6.1f} cells/s")
-        print(
-            f"2 worker processes: {two_wall:6.2f} s  {n / two_wall:6.1f} cells/s  "
-            f"(speed-up {one_wall / two_wall:.2f}x)"
-        )
+        bench_processes(args, chosen, plan)
+        if sizes:
+            crossover(args, sizes, chosen, plan)
     finally:
-        server.terminate()
-        server.wait()
+        for proc in (server, zero, slow):
+            proc.terminate()
+            proc.wait()
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.sweep_helpers import seed
+from tests.sweep_helpers import plan, run, seed
 from tests.test_export import sweep_two_versions
+from tests.test_gate import plant
 from workbench import config
 from workbench.db import migrate, session_scope
 from workbench.prompts import store
@@ -20,7 +21,7 @@ def page() -> AppTest:
 
 
 def preview_rows(at: AppTest) -> list[str]:
-    df = at.dataframe[0].value
+    df = next(d.value for d in at.dataframe if "prompt" in d.value.columns)  # the preview table
     return [f"{p}@{v}" for p, v in zip(df["prompt"], df["version"], strict=True)]
 
 
@@ -47,12 +48,32 @@ def test_winners_of_a_sweep_and_a_label(swept):
     at = page()
     at.radio(key="export.mode").set_value("Winners of a sweep").run()
     assert not at.exception
-    assert "Winner of sweep #1: **echo@1**, by the best mean 'exact' score." in at.success[0].value
-    assert preview_rows(at) == ["echo@1"]
-    assert at.dataframe[0].value["score_exact_mean"].tolist() == [1.0]
+    # Four rows cannot tell all right from all wrong apart (p = 0.125): echo@2 ties with the best.
+    assert at.success[0].value.startswith(
+        "Winners of sweep #1: **echo@1**, by the best mean 'exact' score, tied with **echo@2**"
+    )
+    assert preview_rows(at) == ["echo@1", "echo@2"]
+    evidence = at.dataframe[0].value
+    assert list(evidence["version"]) == ["echo@1", "echo@2"]
+    assert list(evidence["Δ vs best"]) == ["best", "-1.000"] and list(evidence["p (Holm)"]) == ["", "0.125"]
+    assert evidence["test"].iloc[1] == "exact McNemar" and evidence["rows"].iloc[1] == "4"
+    assert evidence["only best / only this right"].iloc[1] == "4 / 0"
+    assert any("unless it is significantly worse (Holm-adjusted" in c.value for c in at.caption)
     at.radio(key="export.mode").set_value("A label").run()
     at.selectbox(key="export.label").set_value("staging").run()
     assert preview_rows(at) == ["echo@2"]
+
+
+def test_a_clear_winner_is_shown_alone(fake_models):
+    seed(8)
+    plant(fake_models, "[Z]", 8, wrong=range(8))
+    sweep_id = plan(prompts=["echo@1", "echo@2"], scoring={"metrics": ["exact"]})
+    run(sweep_id)
+    at = page()
+    at.radio(key="export.mode").set_value("Winners of a sweep").run()
+    assert "Winner of sweep #1: **echo@1**, by the best mean 'exact' score." in at.success[0].value
+    assert preview_rows(at) == ["echo@1"] and len(at.dataframe) == 1
+    assert at.dataframe[0].value["score_exact_mean"].tolist() == [1.0]
 
 
 def test_runs_and_ratings_downloads_for_a_sweep(swept):
@@ -109,8 +130,6 @@ def test_a_bad_file_is_refused_with_its_json_path():
 
 
 def test_a_sweep_without_a_winner_says_why_and_the_rest_still_works(swept):
-    from tests.sweep_helpers import plan, run
-
     unscored = plan()
     run(unscored)
     at = page()

@@ -91,3 +91,55 @@ def test_save_creates_the_next_version_and_rescores_it(env):
     with session_scope() as s:
         version = s.get(PromptVersion, s.get(Optimization, opt_id).output_version_id)
         assert version.number == 2 and version.source == "dspy"
+
+
+def test_a_run_lost_with_its_process_says_what_was_lost_and_starts_again(env):
+    import socket
+
+    from workbench.optimize.recovery import recover_orphans
+    from workbench.optimize.run import OptimizeSpec, create_optimization
+
+    spec = OptimizeSpec(prompt="cap", dataset="caps", model=FAKE, optimizer="labeled", settings={"k": 2})
+    with session_scope() as s:
+        row, _ = create_optimization(s, spec)
+        row.status, row.lm_calls, row.cost_usd = "running", 15, 0.0042
+        progress = {"phase": "final"}
+        row.config = {**row.config, "runner": f"{socket.gethostname()}:999999:x", "progress": progress}
+        s.add(row)
+        s.flush()
+        lost_id = row.id
+    assert recover_orphans() == {lost_id: "failed"}  # 1 call left of 16: too few to start over
+    at = open_page()
+    shown = texts(at)
+    assert "Lost: 15 calls ($0.0042) during the final phase" in shown
+    assert metric(at, "Calls used") == "15 / 16"
+    at.button(key="optimize.again").click().run()
+    assert not at.exception
+    with session_scope() as s:
+        again = s.query(Optimization).filter(Optimization.id != lost_id).one()
+        assert again.config["spec"] == s.get(Optimization, lost_id).config["spec"]
+    assert at.selectbox(key="optimize.pick").value == again.id
+    for _ in range(600):  # the new run goes to the end in the background
+        with session_scope() as s:
+            if s.get(Optimization, again.id).status == "done":
+                break
+        time.sleep(0.05)
+    assert _status(again.id) == "done"
+
+
+def _status(opt_id: int) -> str:
+    with session_scope() as s:
+        return s.get(Optimization, opt_id).status
+
+
+def test_a_resumed_run_shows_the_calls_carried_over(env):
+    opt_id = optimize(optimizer="labeled", settings={"k": 2})
+    with session_scope() as s:
+        row = s.get(Optimization, opt_id)
+        restarts = [{"calls": 3, "cost_usd": 0.001, "phase": "baseline"}]
+        row.config = {**row.config, "restarts": restarts}
+        s.add(row)
+    shown = texts(open_page())
+    assert (
+        "Resumed after the process running it stopped: 3 calls ($0.0010) during the baseline phase" in shown
+    )

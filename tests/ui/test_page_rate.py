@@ -6,9 +6,11 @@ from streamlit.testing.v1 import AppTest
 
 from tests.sweep_helpers import FAKE, FAKE2, plan, run
 from tests.test_ratings import setup_rating_env, version_sweep
-from workbench import config
+from workbench import config, present
 from workbench.db import session_scope
 from workbench.models import Rating, Run
+from workbench.rating.leaderboard import leaderboard_for
+from workbench.ui.rate import length_words
 
 PAGE = str(config.PROJECT_ROOT / "pages" / "5_Rate.py")
 
@@ -171,3 +173,33 @@ def test_leaderboard_and_degenerate_sweeps_never_show_nan(fake_server, tmp_path,
     text = visible_text(at)
     assert "nan" not in text.lower() and "None" not in text
     assert "Left side won" in text
+
+
+def test_length_control_toggle_refits_and_says_what_length_is_worth(sweep_id):
+    at = open_page()
+    for side in ("left", "right", "left"):
+        at.button(key=f"rate.{side}").click().run()
+    assert not any("output length" in i.value for i in at.info)  # off by default
+    at.toggle(key="rate.length_control").set_value(True).run()
+    assert not at.exception
+    (info,) = [i.value for i in at.info if "hold output length equal" in i.value]
+    with session_scope() as s:
+        board = leaderboard_for(s, sweep_id=sweep_id, by="version", length_control=True)
+    coef, (low, high) = board.attrs["length_coef"], board.attrs["length_coef_ci"]
+    assert "a typically longer answer (longer by one standard deviation" in info
+    assert f"is worth {present.number(coef, '+.0f')} points" in info
+    assert f"(95% interval {present.number(low, '+.0f')} to {present.number(high, '+.0f')})" in info
+    # Which way it reads depends on the sides the page drew at random (see test_length_words_...).
+    assert "cannot tell whether length sways raters" in info or "Raters favour" in info
+    shown = at.dataframe[0].value
+    assert list(shown["Score"]) == [present.number(x, ".0f") for x in board["score"]]
+    assert "nan" not in visible_text(at).lower()
+
+
+def test_length_words_say_which_way_length_sways_raters():
+    longer = length_words({"length_control": True, "length_coef": 70.0, "length_coef_ci": (20.0, 120.0)})
+    assert "Raters favour longer answers" in longer and "+70 points (95% interval +20 to +120)" in longer
+    assert "preferred 60% of the time" in longer  # 1 / (1 + 10 ** (-70 / 400))
+    shorter = length_words({"length_control": True, "length_coef": -70.0, "length_coef_ci": (-120.0, -20.0)})
+    assert "Raters favour shorter answers" in shorter and "preferred 40% of the time" in shorter
+    assert "needs votes" in length_words({"length_control": False, "length_coef": None})

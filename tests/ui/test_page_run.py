@@ -8,6 +8,7 @@ from tests.fakeserver import Reply
 from tests.sweep_helpers import FAKE, seed
 from tests.ui.conftest import page
 from workbench.db import session_scope
+from workbench.prompts.examples import load_examples
 from workbench.sweeps.summary import list_sweeps, progress
 
 
@@ -111,3 +112,31 @@ def test_past_sweeps_can_be_reopened(fake_run_env):
     fresh.selectbox(key="run.open_id").set_value(sweep_id)
     fresh.button(key="run.open").click().run()
     assert {m.label: m.value for m in fresh.metric}["Done"] == "12"
+
+
+@pytest.fixture
+def examples_run_env(fake_models):
+    with session_scope() as s:
+        load_examples(s)
+    return fake_models
+
+
+def test_default_rows_are_a_dataset_that_covers_the_default_version(examples_run_env):
+    at = page("pages/3_Run.py")
+    assert at.multiselect(key="run.versions").value == ["capital@1"]  # the first prompt by name
+    rows = at.selectbox(key="run.dataset")
+    assert rows.value == "capitals"
+    assert rows.options[0] == "capitals"  # datasets that cover the versions come first, the rest marked
+    assert "articles (no column for country)" in rows.options[1:]
+    assert not any("Missing variable" in e.value for e in at.error)
+    assert {m.label: m.value for m in at.metric}["Cells"] != "0"
+
+
+def test_rows_follow_the_versions_until_the_user_picks(examples_run_env):
+    at = page("pages/3_Run.py")
+    at.multiselect(key="run.versions").set_value(["sentiment@1"]).run()
+    assert at.selectbox(key="run.dataset").value == "sentiment"
+    at.selectbox(key="run.dataset").set_value("articles").run()  # the user's choice stands
+    at.multiselect(key="run.versions").set_value(["capital@1"]).run()
+    assert at.selectbox(key="run.dataset").value == "articles"
+    assert any("Missing variable 'country'" in e.value for e in at.error)

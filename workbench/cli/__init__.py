@@ -8,6 +8,7 @@ A tree of command groups, one module each and one function per verb:
 - `sweep`: `sweep run|show|list|resume|cancel` (`run` is the default verb).
 - `worker`: `worker`, which runs pending cells of any sweep.
 - `ratings`: `ratings show|export` (`show` is the default verb: `ratings 5`).
+- `compare`: `compare SWEEP --a COLUMN --b COLUMN` or `--baseline COLUMN`: paired tests of columns.
 - `release`: `export versions|runs|ratings`, `import` and `gate`.
 - `optimize`: `optimize run|show|list|cancel|save` (`run` is the default verb).
 - `common`: what the groups share (database, `--var`, output, `hint_for`); `table`: text tables.
@@ -24,7 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-GROUPS = ("setup", "prompts", "datasets", "sweep", "worker", "ratings", "release", "optimize")
+GROUPS = ("setup", "prompts", "datasets", "sweep", "worker", "ratings", "compare", "release", "optimize")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,6 +18,7 @@ from workbench.cli.common import (
 )
 
 DIMENSION_CHOICES = ("version", "model", "temperature", "param", "column")
+ROUNDS = "1,000"  # ranking.DEFAULT_ROUNDS, for help text only (a test keeps the two equal)
 
 ALIASES = """\
 older spellings that still work:
@@ -36,9 +37,40 @@ def _report_payload(report: dict[str, Any]) -> dict[str, Any]:
         "votes": report["votes"],
         "auto_ties": report["auto_ties"],
         "leaderboard": [{k: json_safe(v) for k, v in r.items()} for r in board.to_dict(orient="records")],
+        "length_control": _length_payload(board.attrs),
         "position_bias": {k: json_safe(v) for k, v in report["position_bias"].items()},
         "agreement": dict(report["agreement"]),
     }
+
+
+def _length_payload(attrs: dict[str, Any]) -> dict[str, Any]:
+    """Whether length control applied and the length coefficient (Elo points) with its interval."""
+    from workbench.present import json_safe
+
+    ci = attrs.get("length_coef_ci")
+    return {
+        "applied": bool(attrs.get("length_control")),
+        "coef": json_safe(attrs.get("length_coef")),
+        "coef_ci": [json_safe(x) for x in ci] if ci else None,
+    }
+
+
+def _length_line(length: dict[str, Any], requested: bool) -> str | None:
+    """One sentence on what a longer answer is worth, when length control was asked for."""
+    from workbench import present
+
+    if not requested:
+        return None
+    if not length["applied"]:
+        return "Length control: no votes to fit it on yet."
+    lo, hi = length["coef_ci"]
+    coef = present.number(length["coef"], "+.0f")
+    undecided = " The votes cannot tell whether length sways raters." if lo <= 0 <= hi else ""
+    return (
+        f"Length control: scores hold output length equal. A typically longer answer (one standard "
+        f"deviation of the length difference) is worth {coef} points "
+        f"(95% CI {present.number(lo, '+.0f')}..{present.number(hi, '+.0f')}).{undecided}"
+    )
 
 
 def _leaderboard_lines(rows: list[dict[str, Any]]) -> str:
@@ -66,7 +98,7 @@ def _leaderboard_lines(rows: list[dict[str, Any]]) -> str:
     return table(headers, lines, max_width=70)
 
 
-def _print_report(payload: dict[str, Any]) -> None:
+def _print_report(payload: dict[str, Any], *, length_control: bool = False) -> None:
     from workbench import present
 
     print(
@@ -78,6 +110,9 @@ def _print_report(payload: dict[str, Any]) -> None:
         print("No done runs to rank yet.")
         return
     print(_leaderboard_lines(rows))
+    line = _length_line(payload["length_control"], length_control)
+    if line:
+        print(line)
     bias = payload["position_bias"]
     if bias["n"]:
         print(
@@ -105,17 +140,26 @@ def cmd_show(args: argparse.Namespace) -> int:
     """Print the leaderboard of a sweep's votes with position bias and rater agreement."""
     from workbench.errors import ValidationError
     from workbench.rating.leaderboard import ranking_report
+    from workbench.rating.ranking import DEFAULT_ROUNDS
 
-    if args.rounds < 1:
+    rounds = DEFAULT_ROUNDS if args.rounds is None else args.rounds
+    if rounds < 1:
         raise ValidationError("--rounds must be at least 1.")
     ensure_db()
     with session() as s:
-        report = ranking_report(s, sweep_id=args.sweep_id, by=args.by, rounds=args.rounds, seed=args.seed)
+        report = ranking_report(
+            s,
+            sweep_id=args.sweep_id,
+            by=args.by,
+            rounds=rounds,
+            seed=args.seed,
+            length_control=args.length_control,
+        )
     payload = _report_payload(report)
     if args.json:
         print_json(payload)
     else:
-        _print_report(payload)
+        _print_report(payload, length_control=args.length_control)
     return 0
 
 
@@ -127,7 +171,15 @@ def _show_options(container: Any, *, inherit: bool) -> None:
         default="version",
         help="What to rank: prompt versions, models, temperatures, grid params or whole columns.",
     )
-    add("--rounds", type=int, default=200, help="Bootstrap rounds for the intervals (default 200).")
+    # default None, resolved to ranking.DEFAULT_ROUNDS in cmd_show: importing the ranking (pandas,
+    # scipy) to build the parser would slow down every --help.
+    add("--rounds", type=int, default=None, help=f"Bootstrap rounds for the intervals (default {ROUNDS}).")
+    add(
+        "--length-control",
+        action="store_true",
+        help="Control for output length (style control): rank as if both outputs were equally long, "
+        "and report what a longer answer is worth.",
+    )
     add("--seed", type=int, default=0, help="Bootstrap seed (default 0).")
     add("--json", action="store_true", help="Print JSON.")
 

@@ -1,7 +1,7 @@
 """`python -m workbench export versions|runs|ratings`, `import` and `gate`: releases and a CI gate.
 
 Exit codes follow `workbench.cli.main`: usage errors raise WorkbenchError (exit 2); `gate` returns
-1 itself when the candidate regresses.
+1 itself when the candidate fails (worse, or a hard limit) and 3 when the rows cannot tell.
 """
 
 from __future__ import annotations
@@ -71,8 +71,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+EXIT_CODES = {"pass": 0, "fail": 1, "inconclusive": 3}
+
+
 def render_gate(result) -> str:
-    """The gate's verdict as a short plain-text table with the reasons under it."""
+    """The gate's outcome as a short plain-text table with the reasons and notes under it."""
     from workbench import present
     from workbench.cli.table import table
 
@@ -82,26 +85,38 @@ def render_gate(result) -> str:
             present.score(r.candidate_mean),
             present.score(r.baseline_mean),
             present.number(r.delta, "+.3f"),
+            f"[{present.number(r.ci_low, '+.3f')}, {present.number(r.ci_high, '+.3f')}]",
+            present.number(r.p_value, ".3g"),
+            r.n,
+            "" if r.baseline_only is None else f"{r.baseline_only}/{r.candidate_only}",
             r.candidate_n,
             r.candidate_failed,
             present.money(r.candidate_cost_usd, 6),
-            "ok" if r.ok else "FAIL",
+            r.verdict if r.ok or r.verdict == "worse" else f"{r.verdict}, FAIL",
         )
         for r in result.rows
     ]
+    level = f"{1 - result.alpha:.0%}"
     headers = [
         "model",
         f"candidate {result.metric}",
         "baseline",
         "delta",
+        f"{level} interval",
+        "p",
+        "rows",
+        "only base/cand right",
         "cells",
         "failed",
         "cost",
         "verdict",
     ]
-    verdict = "PASS" if result.passed else "FAIL"
+    word = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}[result.outcome]
+    tests = ", ".join(dict.fromkeys(f"{r.test} test, {r.interval} interval" for r in result.rows if r.test))
     lines = [
-        f"{verdict}: {result.candidate} vs {result.baseline} on {result.metric} (sweep {result.sweep_id})",
+        f"{word}: {result.candidate} vs {result.baseline} on {result.metric} (sweep {result.sweep_id})",
+        f"verdict: {result.verdict} (margin {result.margin:g}; {tests or 'no paired rows'}; "
+        "delta = candidate - baseline on the same rows)",
         table(headers, rows),
     ]
     lines += [f"- {r}" for r in result.reasons]
@@ -112,7 +127,7 @@ def render_gate(result) -> str:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    """Compare a candidate with a baseline on a dataset; exit 0 when it holds up, 1 when it regresses."""
+    """Test a candidate against a baseline on a dataset: exit 0 pass, 1 fail, 3 inconclusive."""
     from workbench.errors import ValidationError
     from workbench.release.gate import GateSpec, run_gate
 
@@ -130,16 +145,18 @@ def cmd_gate(args: argparse.Namespace) -> int:
         models=split_list(args.models),
         score=args.score,
         min_score=args.min_score,
-        max_regression=args.max_regression,
+        margin=args.margin,
+        alpha=args.alpha,
         max_cost=args.max_cost,
         promote=args.promote,
+        allow_inconclusive=args.allow_inconclusive,
         use_cache=not args.no_cache,
         limit=args.limit,
     )
     spec.check()
     ensure_db()
     result = run_gate(spec)
-    code = 0 if result.passed else 1
+    code = EXIT_CODES[result.outcome]
     if args.json:
         print_json({**result.to_dict(), "exit_code": code})
     else:
@@ -157,7 +174,13 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
         "--prompt", action="append", help="NAME (all its versions), NAME@N or NAME:label; repeatable."
     )
     c.add_argument("--label", help="Only versions carrying this label, e.g. production.")
-    c.add_argument("--winners", type=int, metavar="SWEEP", help="Only the winning version of sweep SWEEP.")
+    c.add_argument(
+        "--winners",
+        type=int,
+        metavar="SWEEP",
+        help="Only the winners of sweep SWEEP: the best version and every one not significantly worse "
+        "(paired test against the best, Holm-adjusted), with that test as evidence.",
+    )
     c.set_defaults(func=cmd_export_versions)
     c.add_argument("--format", choices=["csv", "json"], default="json", help=fmt_help)
     c.add_argument("--out", help=out_help)
@@ -184,9 +207,22 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     export.set_defaults(func=show_help(export))
 
 
+GATE_EPILOG = """\
+The gate is a paired test: d = candidate - baseline on the same rows (per model and overall), with
+its interval [lo, hi]. The verdict is the first that holds: better (lo > 0), not worse
+(lo >= -margin), worse (hi < 0), else inconclusive (the rows cannot tell; the output says how many
+rows would). Exit codes: 0 better or not worse, 1 worse (or below --min-score, above --max-cost,
+failed cells), 3 inconclusive (0 with --allow-inconclusive), 2 usage error.
+"""
+
+
 def _add_gate(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser(
-        "gate", help="CI release gate: exit 0 if a candidate holds up against a baseline, 1 if it regresses."
+        "gate",
+        help="CI release gate: a paired test of a candidate against a baseline (exit 0 / 1 / 3).",
+        description="Run a candidate and a baseline version on a dataset and test the difference.",
+        epilog=GATE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     c.add_argument("--prompt", "--candidate", dest="candidate", help="The candidate: NAME@N or NAME:label.")
     c.add_argument("--baseline", help="The baseline, usually NAME:production.")
@@ -195,11 +231,26 @@ def _add_gate(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--score", default="exact", help="Metric to compare (default exact).")
     c.add_argument("--min-score", dest="min_score", type=float, help="Fail below this mean score.")
     c.add_argument(
+        "--margin",
         "--max-regression",
-        dest="max_regression",
+        dest="margin",
         type=float,
         default=0.02,
-        help="Fail when the baseline's mean beats the candidate's by more than this (default 0.02).",
+        metavar="X",
+        help="How far below the baseline the candidate may be and still count as not worse: the "
+        "interval's lower bound must be at least -X (default 0.02). --max-regression is the older name.",
+    )
+    c.add_argument(
+        "--alpha",
+        type=float,
+        default=0.05,
+        help="Error rate of the test: the interval covers 1 - alpha (default 0.05, a 95%% interval).",
+    )
+    c.add_argument(
+        "--allow-inconclusive",
+        dest="allow_inconclusive",
+        action="store_true",
+        help="Exit 0 instead of 3 when the rows cannot tell (and allow --promote then).",
     )
     c.add_argument(
         "--max-cost", dest="max_cost", type=float, help="Fail when the candidate costs more (USD)."
@@ -207,7 +258,7 @@ def _add_gate(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--limit", type=int, help="Use only the first N dataset rows.")
     c.add_argument("--no-cache", action="store_true", help="Call models again even for identical cells.")
     c.add_argument(
-        "--promote", action="store_true", help="On a pass, move the baseline's label to the candidate."
+        "--promote", action="store_true", help="On exit 0, move the baseline's label to the candidate."
     )
     c.add_argument("--json", action="store_true", help="Print the verdict as JSON.")
     c.set_defaults(func=cmd_gate)

@@ -108,16 +108,14 @@ class ProgressLine:
             sys.stderr.write("\n")
 
 
-def _execute(sweep_id: int, show: bool) -> Any:
-    """Run the sweep's pending cells in this process, drawing progress; Ctrl-C pauses the sweep."""
-    import asyncio
+def _execute(sweep_id: int, show: bool, processes: int | None) -> Any:
+    """Run the sweep's pending cells (on `processes` processes), drawing progress; Ctrl-C pauses it."""
     import threading
 
-    from workbench.sweeps.execute import ExecutorOptions, SweepExecutor
+    from workbench.sweeps.processes import run_sweep
     from workbench.sweeps.summary import progress
 
     bar = ProgressLine(show)
-    executor = SweepExecutor(sweep_id, ExecutorOptions())
     stop = threading.Event()
 
     def poll() -> None:
@@ -128,7 +126,7 @@ def _execute(sweep_id: int, show: bool) -> Any:
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
     try:
-        report = asyncio.run(executor.run())
+        report = run_sweep(sweep_id, processes=processes)
     except KeyboardInterrupt:
         from workbench.sweeps.lifecycle import request_cancel
 
@@ -199,12 +197,13 @@ def _print_summary(payload: dict[str, Any]) -> None:
 
 def _run_and_report(sweep_id: int, args: argparse.Namespace) -> int:
     """Execute, then print the summary; exit 1 when the sweep ended neither done nor cancelled."""
-    report = _execute(sweep_id, show=not args.json)
+    report = _execute(sweep_id, show=not args.json, processes=args.processes)
     payload = _summary_payload(sweep_id)
     payload["report"] = {
         "called": report.called,
         "provider_requests": report.provider_requests,
         "seconds": round(report.seconds, 3),
+        "processes": report.processes,
         "circuit_open": report.circuit_open,
     }
     if args.json:
@@ -332,6 +331,27 @@ def _run_options(container: Any, *, inherit: bool) -> None:
     add("--name", help="A name for the sweep.")
     add("--no-cache", action="store_true", help="Call again even when an identical cell is done.")
     add("--no-stream", action="store_true", help="Do not stream (faster, no TTFT).")
+    _processes_option(add)
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _processes_option(add: Any) -> None:
+    add(
+        "--processes",
+        type=_at_least_one,
+        metavar="N",
+        help="Processes that run the cells, sharing the concurrency limits (default: one per core "
+        "for sweeps of 400+ cells that call a model that is not local, else 1).",
+    )
 
 
 def _id_verb(verbs: Any, name: str, text: str, func: Any, *, hidden: bool = False) -> Any:
@@ -380,4 +400,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add = option_adder(c, inherit=True)
     add("--retry-failed", action="store_true", help="Run failed cells again too.")
     add("--json", action="store_true", help="Print a machine-readable summary.")
+    _processes_option(add)
     _id_verb(verbs, "cancel", "Ask the executors of a sweep to stop.", cmd_cancel)

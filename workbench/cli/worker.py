@@ -7,6 +7,7 @@ one machine or many, share a sweep planned by `sweep run` or the app.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -16,6 +17,9 @@ from workbench.cli.common import ensure_db
 def cmd_worker(args: argparse.Namespace) -> int:
     """Claim and run pending cells of any sweep until none are left (or forever with --wait)."""
     import asyncio
+
+    if args.share is not None:
+        return _supervised(args)
 
     from workbench.db import get_engine
     from workbench.sweeps import claims, lifecycle
@@ -41,10 +45,29 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _supervised(args: argparse.Namespace) -> int:
+    """A worker started by a sweep's own process (`sweep run`, the app), running its share."""
+    from workbench.errors import ValidationError
+    from workbench.sweeps.limits import Limits
+    from workbench.sweeps.worker import serve_worker
+
+    if args.sweep is None:
+        raise ValidationError("A worker with a share runs one sweep: give its id.", field="sweep")
+    serve_worker(args.sweep, Limits.from_json(args.share))
+    # Its results are committed and its report sent: skip the interpreter's teardown (most of a
+    # second with LiteLLM loaded), which the sweep's process would otherwise wait for.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register `worker`."""
     c = sub.add_parser("worker", help="Run pending cells from the database until none are left.")
     c.add_argument("--sweep", type=int, help="Only this sweep.")
     c.add_argument("--wait", action="store_true", help="Keep polling for new cells instead of exiting.")
     c.add_argument("--poll", type=float, default=2.0, help="Seconds between polls with --wait.")
+    # Set by a sweep that starts its own worker processes: the share of the sweep's limits this
+    # worker holds (JSON), and a line protocol on stdin/stdout (workbench.sweeps.processes).
+    c.add_argument("--share", help=argparse.SUPPRESS)
     c.set_defaults(func=cmd_worker)

@@ -9,6 +9,9 @@
 - `optimizers`: the menu, defaults and call estimates.
 - `run`: plan and create an optimization (no DSPy import).
 - `worker`: run one optimization (imports DSPy).
+- `progress`: the run's reporter (progress, log, calls, cost to the row) and best-program callback.
+- `recovery`: optimizations of a dead process: resumed with calls and cost carried over, or failed
+  saying what was lost; start again with the same settings.
 - `results`: cancel, read, save as a version, re-score through a sweep.
 - `dspy_env`: import DSPy offline with its cache switched off.
 """

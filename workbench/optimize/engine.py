@@ -88,6 +88,7 @@ class CallBudget:
     cap: int
     should_cancel: Callable[[], bool] = lambda: False
     on_call: Callable[[CallRecord], None] | None = None
+    on_acquire: Callable[[], None] | None = None  # after a call is counted, before it is made
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout_s: float | None = None
     calls: int = 0
@@ -130,6 +131,8 @@ class CallBudget:
                     "call_cap", f"Stopped at {self.calls} calls: {where} ({self.effective_limit}) is spent."
                 )
             self.calls += 1
+        if self.on_acquire:
+            self.on_acquire()
 
     def _add_cost(self, result: CompletionResult) -> None:
         with self._lock:

@@ -5,13 +5,14 @@ settings scoped by `dspy.context(...)` to that thread; `dspy.configure` is never
 the log, calls and cost go to the Optimization row as they change, so pages poll the database.
 Every call passes `CallBudget`: cancel and the call cap stop the run within one call, and what
 was learned so far is kept (the best program an evaluation saw, or the demos bootstrapped so far).
+A run resumed after its process died (`recovery`) starts with the calls and cost already spent,
+reuses its baseline scores when that pass had finished, and runs the optimizer again.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 import traceback
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -23,15 +24,11 @@ from workbench.db import session_scope
 from workbench.models import Example, Optimization, PromptVersion, utcnow
 from workbench.optimize import optimizers
 from workbench.optimize.adapter import WorkbenchAdapter, dspy, make_program, make_shape, predictor_of
-from workbench.optimize.engine import CallBudget, CallRecord, StopOptimization, make_lm
+from workbench.optimize.engine import CallBudget, StopOptimization, make_lm
 from workbench.optimize.metrics import MetricSpec, make_metric
+from workbench.optimize.progress import BestSeen, Reporter
 from workbench.optimize.results import require_optimization
 from workbench.optimize.run import OptimizePlan, plan_of, spec_of
-
-BaseCallback = dspy.utils.callback.BaseCallback
-
-MAX_LOG_LINES = 400
-FLUSH_EVERY_S = 0.5
 
 
 @dataclass
@@ -44,89 +41,6 @@ class RowResult:
     output: str | None
     score: float
     error: str | None = None
-
-
-class Reporter:
-    """Writes progress to the Optimization row (throttled) and reads its cancel flag."""
-
-    def __init__(self, optimization_id: int):
-        self.id = optimization_id
-        self.lines: list[str] = []
-        self.progress: dict[str, Any] = {"phase": "starting", "best_score": None}
-        self.budget: CallBudget | None = None
-        self._last_flush = 0.0
-        self._lock = threading.Lock()
-
-    def log(self, message: str) -> None:
-        """Add a timestamped line to the run's log."""
-        with self._lock:
-            self.lines.append(f"{time.strftime('%H:%M:%S')} {message}")
-            del self.lines[:-MAX_LOG_LINES]
-        self.flush(force=False)
-
-    def phase(self, phase: str, **extra: Any) -> None:
-        """Enter a phase (baseline, optimizing, final) and write it at once."""
-        self.progress.update(phase=phase, **extra)
-        self.log(f"phase: {phase}")
-        self.flush(force=True)
-
-    def cancel_requested(self) -> bool:
-        """True when the user asked this run to stop (read from the database)."""
-        with session_scope() as s:
-            return bool(
-                s.exec(select(Optimization.cancel_requested).where(Optimization.id == self.id)).first()
-            )
-
-    def on_call(self, record: CallRecord) -> None:
-        """Log a failed call; write progress now and then."""
-        if record.error is not None:
-            self.log(f"{record.role} call to {record.model} failed ({record.error.kind}): {record.error}")
-        self.flush(force=False)
-
-    def flush(self, force: bool = True, **fields: Any) -> None:
-        """Write progress, log, calls and cost (and any `fields`) to the row; throttled unless forced."""
-        now = time.monotonic()
-        if not force and now - self._last_flush < FLUSH_EVERY_S:
-            return
-        self._last_flush = now
-        with self._lock:
-            log = "\n".join(self.lines)
-        with session_scope() as s:
-            row = s.get(Optimization, self.id)
-            if self.budget is not None:
-                row.lm_calls = self.budget.calls
-                row.cost_usd = self.budget.cost_usd if self.budget.cost_known else None
-            row.log = log
-            row.config = {**row.config, "progress": dict(self.progress)}
-            for key, value in fields.items():
-                setattr(row, key, value)
-            s.add(row)
-
-
-class BestSeen(BaseCallback):
-    """Remembers the best program any optimizer-internal Evaluate scored (for salvage and progress)."""
-
-    def __init__(self, reporter: Reporter):
-        self.reporter = reporter
-        self.started: dict[str, tuple[Any, int]] = {}
-        self.best: tuple[float, int, Any] | None = None  # (score 0-1, rows, program)
-
-    def on_evaluate_start(self, call_id, instance, inputs):
-        """Remember which program an Evaluate scores, and on how many rows."""
-        devset = inputs.get("devset") or getattr(instance, "devset", None) or []
-        self.started[call_id] = (inputs.get("program"), len(devset))
-
-    def on_evaluate_end(self, call_id, outputs, exception=None):
-        """Keep the program if it beats the best seen on at least as many rows."""
-        program, rows = self.started.pop(call_id, (None, 0))
-        if exception is not None or outputs is None or program is None:
-            return
-        score = float(outputs.score) / 100  # Evaluate reports percent
-        # Only evaluations over the most rows compare fairly (MIPROv2 also scores minibatches).
-        if self.best is None or (rows, score) > (self.best[1], self.best[0]):
-            self.best = (score, rows, program.deepcopy())
-            self.reporter.progress["best_score"] = round(score, 4)
-            self.reporter.log(f"best so far: {present.score(score)} on {rows} training rows")
 
 
 def evaluate(
@@ -184,7 +98,7 @@ def _load(optimization_id: int) -> tuple[Optimization, PromptVersion, dict[int, 
         examples = {e.id: e for e in s.exec(select(Example).where(col(Example.id).in_(ids)))}
         if not row.cancel_requested:
             row.status = "running"
-            # Which process runs it: a restarted server marks runs of dead processes as failed.
+            # Which process runs it: a restarted server resumes (or fails) runs of dead processes.
             from workbench.sweeps.claims import new_worker_id
 
             row.config = {**(row.config or {}), "runner": new_worker_id()}
@@ -195,13 +109,12 @@ def _load(optimization_id: int) -> tuple[Optimization, PromptVersion, dict[int, 
 def run_optimization(optimization_id: int) -> str:
     """Run an optimization to its end; returns its final status (done | cancelled | failed)."""
     row, version, examples = _load(optimization_id)
-    reporter = Reporter(optimization_id)
+    reporter = Reporter(optimization_id, log=row.log or "")
     if row.cancel_requested:
         reporter.flush(status="cancelled", finished_at=utcnow())
         return "cancelled"
-    spec, plan = spec_of(row), plan_of(row)
     try:
-        return _run(reporter, spec, plan, version, examples)
+        return _run(reporter, row, version, examples)
     except KeyboardInterrupt:
         reporter.log("Interrupted.")
         reporter.flush(status="cancelled", finished_at=utcnow(), error="Interrupted.")
@@ -212,10 +125,20 @@ def run_optimization(optimization_id: int) -> str:
         return "failed"
 
 
-def _run(reporter: Reporter, spec, plan: OptimizePlan, version: PromptVersion, examples: dict) -> str:
+def _run(reporter: Reporter, row: Optimization, version: PromptVersion, examples: dict) -> str:
+    spec, plan = spec_of(row), plan_of(row)
     metric_spec = MetricSpec.from_dict(spec.metric)
     shape = make_shape(version.messages, plan.input_names)
-    budget = CallBudget(cap=plan.call_cap, should_cancel=reporter.cancel_requested, on_call=reporter.on_call)
+    # A resumed run starts from the calls and cost already spent: the cap stays the run's total.
+    budget = CallBudget(
+        cap=plan.call_cap,
+        should_cancel=reporter.cancel_requested,
+        on_call=reporter.on_call,
+        on_acquire=reporter.on_acquire,
+        calls=row.lm_calls,
+        cost_usd=row.cost_usd or 0.0,
+        cost_known=row.cost_usd is not None,
+    )
     reporter.budget = budget
 
     def to_example(ex_id: int) -> Any:
@@ -241,7 +164,8 @@ def _run(reporter: Reporter, spec, plan: OptimizePlan, version: PromptVersion, e
         if plan.prompt_model
         else None
     )
-    ctx = _Context(reporter, spec, plan, version, shape, budget, metric, metric_spec, train, val)
+    kept = (row.config or {}).get("baseline_rows")
+    ctx = _Context(reporter, spec, plan, version, shape, budget, metric, metric_spec, train, val, kept)
     try:
         return _optimize(ctx, task_lm, prompt_lm)
     finally:
@@ -260,6 +184,7 @@ class _Context:
     metric_spec: MetricSpec
     train: list[Any]
     val: list[Any]
+    kept_baseline: list[dict[str, Any]] | None = None  # baseline rows of an attempt before a restart
 
 
 def _optimize(ctx: _Context, task_lm: Any, prompt_lm: Any) -> str:
@@ -271,14 +196,24 @@ def _optimize(ctx: _Context, task_lm: Any, prompt_lm: Any) -> str:
             f"{spec.optimizer} on {len(train)} training / {len(val)} validation rows, "
             f"cap {plan.call_cap} calls"
         )
-        reporter.phase("baseline")
-        budget.limit = plan.eval_calls
-        try:
-            baseline_rows = evaluate(
-                make_program(shape), val, plan.val_ids, metric, shape.output_name, plan.num_threads
+        if budget.calls:
+            reporter.log(
+                f"resumed with {budget.calls} calls already spent (they count against the cap); DSPy "
+                "cannot continue mid-way, so the optimizer starts again"
             )
-        except StopOptimization as stop:
-            return _stopped_early(reporter, stop)
+        if ctx.kept_baseline is not None:
+            baseline_rows = [RowResult(**r) for r in ctx.kept_baseline]
+            reporter.log("baseline: kept from before the restart")
+        else:
+            reporter.phase("baseline")
+            budget.limit = budget.calls + plan.eval_calls
+            try:
+                baseline_rows = evaluate(
+                    make_program(shape), val, plan.val_ids, metric, shape.output_name, plan.num_threads
+                )
+            except StopOptimization as stop:
+                return _stopped_early(reporter, stop)
+            reporter.kept["baseline_rows"] = [asdict(r) for r in baseline_rows]
         baseline = mean(baseline_rows)
         reporter.log(f"baseline: {present.score(baseline)} on {len(val)} validation rows")
         reporter.flush(baseline_score=baseline)

@@ -2,83 +2,36 @@
 
 Rendering uses an immutable sandbox with `StrictUndefined`: a template cannot reach Python
 internals, a missing variable is an error that names it, and a variable's *value* is only ever
-data (Jinja never renders a value again, so `{{ ... }}` inside a value stays literal).
+data (Jinja never renders a value again, so `{{ ... }}` inside a value stays literal). Every render
+spends a budget of steps, wall time and size (`sandbox`), so no template can hang the server: every
+caller (preview, sweeps, judge rubrics, optimizer, import, gate) renders through `render_text`.
 """
 
 from __future__ import annotations
 
-import contextvars
+import functools
 import hashlib
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes
+from jinja2 import Template, TemplateSyntaxError, UndefinedError, nodes
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from workbench.errors import MissingVariableError, SandboxError, TemplateError, ValidationError
+from workbench.errors import (
+    MissingVariableError,
+    SandboxError,
+    TemplateError,
+    ValidationError,
+    WorkbenchError,
+)
+from workbench.prompts.sandbox import PromptSandbox, RenderLimit, guard, render_budget
 
 ROLES = ("system", "user", "assistant")
-MAX_RENDERED_CHARS = 1_000_000  # a loop in a template must not eat the machine's memory
-MAX_RANGE = 10_000  # items one range() may produce
-MAX_RANGE_STEPS = 1_000_000  # items all range() calls of one render may produce together
+MAX_RENDERED_CHARS = 1_000_000  # the text one message may render to
 
-
-class TemplateTooLarge(SecurityError):
-    """A template would build a value or an output beyond the limits."""
-
-
-class _PromptSandbox(ImmutableSandboxedEnvironment):
-    """The immutable sandbox plus limits on what a template can build: `'x' * 10**9`, a huge
-    `**`, or a range loop inside a range loop are refused before they exhaust memory or CPU."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "*":
-            for seq, n in ((left, right), (right, left)):
-                if (
-                    isinstance(seq, (str, list, tuple))
-                    and isinstance(n, int)
-                    and not isinstance(n, bool)
-                    and len(seq) * n > MAX_RENDERED_CHARS
-                ):
-                    raise TemplateTooLarge(f"'*' would build {len(seq) * n:,} items")
-        big_power = isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1
-        if operator == "**" and big_power and right * abs(left).bit_length() > 100_000:
-            raise TemplateTooLarge("'**' would build a number of more than 100,000 bits")
-        return super().call_binop(context, operator, left, right)
-
-
-_steps: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("template_steps", default=None)
-
-
-def _bounded_range(*args: int) -> Any:
-    """range() that counts the items every range of one render yields (nested loops multiply)."""
-    r = range(*args)
-    if len(r) > MAX_RANGE:
-        raise TemplateTooLarge(f"range() of {len(r):,} items; the limit is {MAX_RANGE:,}")
-    budget = _steps.get()
-
-    def counted() -> Any:
-        for item in r:
-            if budget is not None:
-                budget[0] += 1
-                if budget[0] > MAX_RANGE_STEPS:
-                    raise TemplateTooLarge(f"loops over range() ran more than {MAX_RANGE_STEPS:,} times")
-            yield item
-
-    return counted()
-
-
-_env = _PromptSandbox(
-    undefined=StrictUndefined,
-    # Jinja's defaults otherwise, so an exported template renders the same in plain jinja2.
-    autoescape=False,
-)
-_env.globals["range"] = _bounded_range
+_env = PromptSandbox()
 _UNDEFINED_RE = re.compile(r"^'([^']+)' is undefined$")
 _TAG_RE = re.compile(r"\{\{.*?(\}\}|$)|\{%.*?(%\}|$)")
 
@@ -140,17 +93,27 @@ def _column_of(source: str, line: int | None) -> int | None:
     return first or 1
 
 
+def _syntax_error(source: str, exc: TemplateSyntaxError, message_index: int | None) -> TemplateError:
+    return TemplateError(
+        exc.message or str(exc),
+        line=exc.lineno,
+        column=_column_of(source, exc.lineno),
+        message_index=message_index,
+    )
+
+
 def parse(source: str, *, message_index: int | None = None) -> nodes.Template:
     """Parse one Jinja source; raise TemplateError with line and column on bad syntax."""
     try:
         return _env.parse(source)
     except TemplateSyntaxError as exc:
-        raise TemplateError(
-            exc.message or str(exc),
-            line=exc.lineno,
-            column=_column_of(source, exc.lineno),
-            message_index=message_index,
-        ) from None
+        raise _syntax_error(source, exc, message_index) from None
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled(source: str) -> Template:
+    """The source parsed, guarded and compiled once: a sweep renders the same template per row."""
+    return _env.from_string(guard(_env.parse(source)))
 
 
 def variables_of(sources: list[str]) -> list[str]:
@@ -171,6 +134,29 @@ def variables_of(sources: list[str]) -> list[str]:
     return seen
 
 
+def required_variables(sources: list[str]) -> list[str]:
+    """The variables the sources cannot render without, in order of first appearance.
+
+    A variable read only under `is defined` (or through `default`) is optional. Each variable is
+    tried absent with every other one set to "". A template that fails for another reason (a filter
+    that needs a number, a loop over its budget) counts every variable as required, so the answer
+    errs towards asking for a column, and a hostile template is rendered once, not once per variable.
+    """
+    names = variables_of(sources)
+    required: list[str] = []
+    for name in names:
+        try:
+            for source in sources:
+                render_text(source, {n: "" for n in names if n != name})
+        except MissingVariableError as exc:
+            if exc.name != name:
+                return names
+            required.append(name)
+        except WorkbenchError:
+            return names
+    return required
+
+
 def check_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
     """Validate roles and Jinja syntax of every message; return normalised messages."""
     msgs = normalize_messages(messages)
@@ -182,28 +168,27 @@ def check_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
 def render_text(
     source: str, variables: dict[str, Any], *, message_index: int | None = None, context: str = ""
 ) -> str:
-    """Render one source with `variables` in the sandbox."""
-    template_ast = parse(source, message_index=message_index)
-    token = _steps.set([0])
+    """Render one source with `variables` in the sandbox, within the render budget (steps, time, size)."""
     try:
-        template = _env.from_string(template_ast)
-        # Stream the output so an over-long result stops at the limit instead of being built whole.
-        parts: list[str] = []
-        size = 0
-        for chunk in template.generate(**variables):
-            size += len(chunk)
-            if size > MAX_RENDERED_CHARS:
-                raise TemplateError(
-                    f"The rendered text is longer than {MAX_RENDERED_CHARS:,} characters; "
-                    "check loops in the template.",
-                    message_index=message_index,
-                )
-            parts.append(chunk)
-        text = "".join(parts)
-    except TemplateTooLarge as exc:
-        raise TemplateError(
-            f"The template would build too much: {exc}.", message_index=message_index
-        ) from None
+        with render_budget():
+            template = _compiled(source)
+            # Stream the output so an over-long result stops at the limit instead of being built whole.
+            parts: list[str] = []
+            size = 0
+            for chunk in template.generate(**variables):
+                size += len(chunk)
+                if size > MAX_RENDERED_CHARS:
+                    raise TemplateError(
+                        f"The rendered text is longer than {MAX_RENDERED_CHARS:,} characters; "
+                        "check loops in the template.",
+                        message_index=message_index,
+                    )
+                parts.append(chunk)
+            return "".join(parts)
+    except TemplateSyntaxError as exc:  # e.g. an unknown filter, found when compiling
+        raise _syntax_error(source, exc, message_index) from None
+    except RenderLimit as exc:
+        raise TemplateError(str(exc), message_index=message_index) from None
     except SecurityError as exc:
         raise SandboxError(
             f"The template tried something the sandbox forbids ({exc}). Templates may read "
@@ -224,19 +209,23 @@ def render_text(
         raise TemplateError(
             "Rendering ran out of memory; check loops in the template.", message_index=message_index
         ) from None
-    finally:
-        _steps.reset(token)
-    return text
 
 
 def render_messages(
     messages: list[dict[str, str]], variables: dict[str, Any], *, context: str = ""
 ) -> list[dict[str, str]]:
-    """Render every message of a chat template; the result is what a model receives."""
-    return [
-        {"role": m["role"], "content": render_text(m["content"], variables, message_index=i, context=context)}
-        for i, m in enumerate(messages)
-    ]
+    """Render every message of a chat template; the result is what a model receives.
+
+    The messages share one render budget: a chat is stopped as soon as a single message would be.
+    """
+    with render_budget():
+        return [
+            {
+                "role": m["role"],
+                "content": render_text(m["content"], variables, message_index=i, context=context),
+            }
+            for i, m in enumerate(messages)
+        ]
 
 
 def content_hash(messages: list[dict[str, str]], params: dict[str, Any]) -> str:

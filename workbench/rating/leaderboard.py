@@ -26,7 +26,7 @@ def _entry_metrics(session: Session, sweep_id: int, by: str) -> pd.DataFrame:
     df = df[df["status"] == "done"].copy()
     if df.empty:
         return pd.DataFrame(columns=base)
-    df["entry"] = [entry_key(row, by) for _, row in df.iterrows()]
+    df["entry"] = [entry_key(row, by) for row in df.to_dict("records")]  # iterrows: ~10x slower
     scored = metrics.score_columns(df.columns)
     rows = []
     for entry, g in df.groupby("entry", sort=True):
@@ -45,7 +45,13 @@ def _entry_metrics(session: Session, sweep_id: int, by: str) -> pd.DataFrame:
 
 
 def leaderboard_for(
-    session: Session, *, sweep_id: int, by: str, rounds: int = 200, seed: int = 0
+    session: Session,
+    *,
+    sweep_id: int,
+    by: str,
+    rounds: int = ranking.DEFAULT_ROUNDS,
+    seed: int = 0,
+    length_control: bool = False,
 ) -> pd.DataFrame:
     """ranking.leaderboard of the sweep's votes along `by`, with each entry's automatic scores,
     cost and latency from the sweep on the same row.
@@ -53,14 +59,33 @@ def leaderboard_for(
     Every entry with a done run is listed (unvoted ones score the base 1000 with 0 votes).
     Columns: ranking.LEADERBOARD_COLUMNS, then runs, each scored metric's `Metric.mean_column`, cost_usd
     (total; NaN when any run is unpriced), cost_per_run_usd, latency_p50_ms. Missing numbers are NaN.
+    `length_control` fits with the output length difference as a covariate; `attrs` carries
+    ranking.leaderboard's length_control, length_coef and length_coef_ci.
     """
     votes = load_votes(session, sweep_id=sweep_id, by=by)
+    return _leaderboard(session, sweep_id, by, votes, rounds=rounds, seed=seed, length_control=length_control)
+
+
+def _leaderboard(
+    session: Session,
+    sweep_id: int,
+    by: str,
+    votes: list[ranking.Vote],
+    *,
+    rounds: int,
+    seed: int,
+    length_control: bool,
+) -> pd.DataFrame:
     metrics = _entry_metrics(session, sweep_id, by)
     entries = list(metrics["entry"]) if not metrics.empty else []
-    board = ranking.leaderboard(votes, rounds=rounds, seed=seed, entries=entries)
+    board = ranking.leaderboard(
+        votes, rounds=rounds, seed=seed, entries=entries, length_control=length_control
+    )
+    attrs = dict(board.attrs)  # merge returns a frame without them
     merged = board.merge(metrics, on="entry", how="left")
     for c in merged.columns[len(ranking.LEADERBOARD_COLUMNS) :]:
         merged[c] = pd.to_numeric(merged[c], errors="coerce")
+    merged.attrs = attrs
     return merged
 
 
@@ -102,15 +127,30 @@ def progress_for(
     )
 
 
-def ranking_report(session: Session, *, sweep_id: int, by: str, rounds: int = 200, seed: int = 0) -> dict:
-    """Everything a ranking view shows: leaderboard, pair table, position bias, rater agreement."""
+def ranking_report(
+    session: Session,
+    *,
+    sweep_id: int,
+    by: str,
+    rounds: int = ranking.DEFAULT_ROUNDS,
+    seed: int = 0,
+    length_control: bool = False,
+) -> dict:
+    """Everything a ranking view shows: leaderboard, pair table, position bias, rater agreement.
+
+    The leaderboard's attrs say whether length control applied and what length is worth
+    (see leaderboard_for).
+    """
     votes = load_votes(session, sweep_id=sweep_id, by=by)
+    board = _leaderboard(
+        session, sweep_id, by, votes, rounds=rounds, seed=seed, length_control=length_control
+    )
     return {
         "sweep_id": sweep_id,
         "by": by,
         "votes": sum(1 for v in votes if not v.auto),
         "auto_ties": sum(1 for v in votes if v.auto),
-        "leaderboard": leaderboard_for(session, sweep_id=sweep_id, by=by, rounds=rounds, seed=seed),
+        "leaderboard": board,
         "pairs": ranking.pair_table(votes),
         "position_bias": agreement.position_bias(votes),
         "agreement": agreement.rater_agreement(votes),

@@ -302,7 +302,8 @@ def card_for(session: Session, pair: Pair) -> Card:
 def load_votes(session: Session, *, sweep_id: int, by: str) -> list[ranking.Vote]:
     """The sweep's votes that are clean comparisons along `by`, as ranking.Vote (entries as names).
 
-    Automatic ties count once per pair even if recorded twice (two raters racing).
+    Automatic ties count once per pair even if recorded twice (two raters racing). len_a / len_b
+    are the two outputs' lengths in characters (for the ranking's length control).
     """
     _check_dimension(by)
     runs = _done_runs(session, sweep_id)
@@ -326,6 +327,8 @@ def load_votes(session: Session, *, sweep_id: int, by: str) -> list[ranking.Vote
                 rater=r.rater,
                 pair_id=pid,
                 auto=r.auto,
+                len_a=len(a.output),
+                len_b=len(b.output),
             )
         )
     return votes

@@ -36,7 +36,7 @@ from workbench.release.winners import (
     _ref,
     _spec,
     _sweep_evidence,
-    sweep_winner,
+    sweep_winners,
 )
 from workbench.sweeps.plan import require_sweep
 
@@ -60,7 +60,8 @@ class Selection:
     """Which versions to export; filters combine (all versions when none is given).
 
     `prompts` holds NAME (every version of it), NAME@N or NAME:label; `label` keeps versions
-    carrying that label; `winners` keeps the winning version of that sweep id.
+    carrying that label; `winners` keeps the winning versions of that sweep id (the best and every
+    one not significantly worse, see `winners.sweep_winners`).
     """
 
     prompts: list[str] = field(default_factory=list)
@@ -139,9 +140,10 @@ def select_versions(
         chosen = labelled if chosen is None else {k: v for k, v in chosen.items() if k in labelled}
     winners: dict[int, dict[str, Any]] = {}
     if selection.winners is not None:
-        version, rule = sweep_winner(session, sweep_id=selection.winners)
-        winners[version.id] = rule
-        chosen = {version.id: version} if chosen is None or version.id in chosen else {}
+        ranked = sweep_winners(session, sweep_id=selection.winners)
+        won = {version.id: version for version, _rule in ranked}
+        winners = {version.id: rule for version, rule in ranked}
+        chosen = won if chosen is None else {k: v for k, v in chosen.items() if k in won}
     if chosen is None:
         chosen = {v.id: v for v in session.exec(select(PromptVersion))}
     names = {p.id: p.name for p in session.exec(select(Prompt))}
@@ -171,6 +173,11 @@ def versions_document(session: Session, *, selection: Selection | None = None) -
     return scrub({**_envelope(selection.to_dict()), "versions": records})
 
 
+def _decisive_p(test: dict[str, Any]) -> float:
+    """The p-value a comparison was decided on: Holm-adjusted when there is one."""
+    return test["p_value"] if test.get("p_adjusted") is None else test["p_adjusted"]
+
+
 def version_row(record: dict[str, Any]) -> dict[str, Any]:
     """One flat CSV row of a version record: messages as JSON text, headline metrics as columns."""
     ev = record.get("evidence") or {}
@@ -191,6 +198,14 @@ def version_row(record: dict[str, Any]) -> dict[str, Any]:
     }
     winner = ev.get("winner") or {}
     row["winner_rule"] = winner.get("rule", "")
+    columns = winner.get("columns") or []
+    row["winner"] = "" if not winner else ("best" if winner.get("best", True) else "tied")
+    # A tied winner's headline test is the one against the best column with the highest p-value
+    # (its column closest to the best); the JSON keeps every column's test.
+    tests = [c["comparison"] for c in columns if c.get("comparison") and not winner.get("best")]
+    closest = max(tests, key=_decisive_p, default=None)
+    row["winner_diff"] = closest["diff"] if closest else None
+    row["winner_p"] = _decisive_p(closest) if closest else None
     sweep = ev.get("sweep")
     row["sweep_id"] = sweep["sweep_id"] if sweep else None
     overall = (sweep or {}).get("overall") or {}

@@ -1,4 +1,8 @@
-"""The winning version of a sweep and the evidence (scores, leaderboard, optimizations) a release carries."""
+"""The winning versions of a sweep and the evidence (scores, tests, leaderboard, optimizations) they carry.
+
+A winner is the best column of a sweep or a column not significantly worse than it (`sweep_winners`),
+so a difference the rows cannot tell apart never decides which version ships.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from workbench.models import Optimization, Prompt, PromptVersion, Rating, Run, S
 from workbench.present import json_safe
 from workbench.prompts import store
 from workbench.sweeps.plan import require_sweep
+
+ALPHA = 0.05  # the error rate of "significantly worse than the best"
 
 
 def _ref(session: Session, version: PromptVersion | None) -> dict[str, Any] | None:
@@ -59,15 +65,28 @@ class _Cache:
 
 
 def sweep_winner(session: Session, *, sweep_id: int) -> tuple[PromptVersion, dict[str, Any]]:
-    """The winning version of a sweep and the rule that chose it.
+    """The best version of a sweep and the rule that chose it (the first of `sweep_winners`)."""
+    return sweep_winners(session, sweep_id=sweep_id)[0]
 
-    With ratings, the top of the sweep's version leaderboard; otherwise the best mean of the
-    sweep's first score metric over done cells.
+
+def sweep_winners(
+    session: Session, *, sweep_id: int, alpha: float = ALPHA
+) -> list[tuple[PromptVersion, dict[str, Any]]]:
+    """The winning versions of a sweep, best first, each with the rule and evidence that made it one.
+
+    With ratings: the top of the sweep's version leaderboard (one winner). Otherwise, on the
+    sweep's first metric that can pick a winner: the column (version, model, grid) with the best
+    mean, and every column not significantly worse than it, tied (a paired test of each column
+    against the best on the rows both have, Holm-adjusted over those comparisons; see
+    `workbench.stats`). A version wins when one of its columns does; its rule lists its winning
+    columns with the test against the best as evidence.
     """
-    return _sweep_winner(session, sweep_id, _Cache())
+    return _sweep_winners(session, sweep_id, _Cache(), alpha)
 
 
-def _sweep_winner(session: Session, sweep_id: int, memo: _Cache) -> tuple[PromptVersion, dict[str, Any]]:
+def _sweep_winners(
+    session: Session, sweep_id: int, memo: _Cache, alpha: float = ALPHA
+) -> list[tuple[PromptVersion, dict[str, Any]]]:
     sweep = require_sweep(session, sweep_id)
     board = memo.board(session, sweep_id)
     if board is not None and len(board):
@@ -80,7 +99,7 @@ def _sweep_winner(session: Session, sweep_id: int, memo: _Cache) -> tuple[Prompt
             "value": json_safe(top["score"]),
             "rank": int(top["rank"]),
         }
-        return version, rule
+        return [(version, rule)]
     df = memo.frame(session, sweep_id)
     # Only a metric where higher is better can name a winner ("length" would reward verbosity);
     # the sweep's own metrics come first, in the order they were configured.
@@ -93,19 +112,58 @@ def _sweep_winner(session: Session, sweep_id: int, memo: _Cache) -> tuple[Prompt
             "with a metric such as exact, or rate them.",
             field="score",
         )
-    metric = candidates[0]
-    done = df[df["status"] == "done"]
-    means = done.groupby("version_id", sort=False)[metric.column].mean().dropna()
+    return _tied_winners(session, sweep_id, df, candidates[0], alpha)
+
+
+def _tied_winners(
+    session: Session, sweep_id: int, df, metric: metrics.Metric, alpha: float
+) -> list[tuple[PromptVersion, dict[str, Any]]]:
+    """The best column and the columns not significantly worse than it, grouped by version."""
+    from workbench.stats.columns import compare_columns
+    from workbench.stats.paired import WORSE, significance_word
+
+    done = df[(df["status"] == "done") & df[metric.column].notna()]
+    means = done.groupby("column", sort=False)[metric.column].mean()
     if means.empty:
         raise ValidationError(f"Sweep {sweep_id} has no scored cells yet, so it has no winner.")
-    best_id = int(means.idxmax())  # idxmax keeps the first of equal means (plan order)
-    rule = {
-        "sweep_id": sweep_id,
-        "rule": "mean_score",
-        "metric": metric.name,
-        "value": json_safe(means.max()),
-    }
-    return session.get(PromptVersion, best_id), rule
+    best = str(means.idxmax())  # idxmax keeps the first of equal means (plan order)
+    version_of = dict(zip(df["column"], df["version_id"], strict=True))
+    model_of = dict(zip(df["column"], df["model"], strict=True))
+    entries = [{"column": best, "model": model_of[best], "mean": json_safe(means[best]), "best": True}]
+    for result in compare_columns(df, metric, best, alpha=alpha):
+        # A column counts only with rows to compare; "worse" needs the (Holm) p and the interval.
+        if result.n == 0 or significance_word(result, alpha, higher_is_better=True) == WORSE:
+            continue
+        label = result.b_label
+        entries.append(
+            {
+                "column": label,
+                "model": model_of[label],
+                "mean": json_safe(means.get(label)),
+                "best": False,
+                "comparison": {**result.to_dict(), "verdict": significance_word(result, alpha)},
+            }
+        )
+    by_version: dict[int, list[dict[str, Any]]] = {}
+    for entry in entries:  # best first, then in summary order
+        by_version.setdefault(int(version_of[entry["column"]]), []).append(entry)
+    tied = len(entries) > 1
+    out = []
+    for version_id, columns in by_version.items():
+        rule = {
+            "sweep_id": sweep_id,
+            "rule": "mean_score",
+            "metric": metric.name,
+            "value": columns[0]["mean"],
+            "best": columns[0]["best"],
+            "tied": tied,
+            "best_column": best,
+            "alpha": alpha,
+            "method": "paired test of each column against the best on the rows both have, Holm-adjusted",
+            "columns": columns,
+        }
+        out.append((session.get(PromptVersion, version_id), rule))
+    return out
 
 
 def _metrics(row: dict[str, Any], model: str | None = None) -> dict[str, Any]:

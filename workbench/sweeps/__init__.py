@@ -5,6 +5,10 @@
 - `claims`: hand pending cells to executors without two executors running one cell.
 - `execute`: the async executor: claims cells, runs them with bounded concurrency per model,
   scores them and reports what it did.
+- `processes`: one sweep on several processes (worker processes started and supervised by the
+  sweep's own process), so a big sweep uses every core; `run_sweep` is the entry point.
+- `worker`: a worker process's side of that (`python -m workbench worker --share ...`).
+- `limits`: the sweep's concurrency limits, split into shares that add up to them across processes.
 - `retry`: the one retry loop every provider call of a sweep goes through (cells and judge calls):
   backoff and Retry-After, the circuit breaker, cancel and request counting.
 - `circuit`: the auth circuit breaker (stop calling a model whose key is refused).

@@ -45,9 +45,20 @@ class Cell:
     output: str | None = None
 
 
-def claim(engine: Engine, *, worker_id: str, limit: int, sweep_id: int | None = None) -> list[Cell]:
-    """Mark up to `limit` pending cells as running for `worker_id` and return them."""
-    if limit <= 0:
+def claim(
+    engine: Engine,
+    *,
+    worker_id: str,
+    limit: int,
+    sweep_id: int | None = None,
+    models: list[str] | None = None,
+) -> list[Cell]:
+    """Mark up to `limit` pending cells as running for `worker_id` and return them.
+
+    `models` (when given) limits the claim to cells of those models: a process that holds no
+    share of a model's concurrency leaves its cells to the processes that do.
+    """
+    if limit <= 0 or models == []:
         return []
     sqlite = engine.dialect.name == "sqlite"
     with _session(engine) as session:
@@ -60,6 +71,8 @@ def claim(engine: Engine, *, worker_id: str, limit: int, sweep_id: int | None = 
             stmt = stmt.join(Sweep, Sweep.id == Run.sweep_id).where(
                 col(Sweep.cancel_requested).is_(False), col(Sweep.status).in_(["pending", "running"])
             )
+        if models is not None:
+            stmt = stmt.where(col(Run.model).in_(models))
         stmt = stmt.order_by(col(Run.id)).limit(limit)
         if not sqlite:
             stmt = stmt.with_for_update(skip_locked=True, of=Run)
@@ -137,3 +150,15 @@ def release_stale(
             )
         session.commit()
     return len(dead)
+
+
+def release_claims(engine: Engine, *, worker_id: str, sweep_id: int, ids: list[int] | None = None) -> int:
+    """Return the cells `worker_id` holds unfinished (those of `ids` only, when given) to pending:
+    an executor that stops early, or that keeps fewer cells queued."""
+    stmt = update(Run).where(Run.sweep_id == sweep_id, Run.status == "running", Run.claimed_by == worker_id)
+    if ids is not None:
+        stmt = stmt.where(col(Run.id).in_(ids))
+    with _session(engine) as session:
+        result = session.execute(stmt.values(status="pending", claimed_by=None, started_at=None))
+        session.commit()
+    return int(result.rowcount or 0)

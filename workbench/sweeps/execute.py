@@ -3,36 +3,39 @@ them and reports what it did.
 
 One executor runs in one event loop. Database work runs in threads (`asyncio.to_thread`) so the
 loop keeps calling providers while results are written. Several executors (processes, machines)
-can work on one sweep: cells are handed out by `claims.claim`, never twice. Every provider call
-goes through `retry.ProviderCalls`; results are written by `writes.ResultWriter`; the sweep's
-state changes are `lifecycle`'s.
+can work on one sweep: cells are handed out by `claims.claim`, never twice. An executor holds
+`limits.Limits` (the whole sweep's by default, or its process's share: see `processes`) and
+claims only cells of models it holds a share of. Every provider call goes through
+`retry.ProviderCalls`; results are written by `writes.ResultWriter`; the sweep's state changes
+are `lifecycle`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from workbench.db import get_engine
-from workbench.models import Example, Run, Score, utcnow
+from workbench.models import Example, Run, Score
 from workbench.providers import catalog
 from workbench.providers.catalog import ModelEntry
 from workbench.providers.completion import acomplete
 from workbench.sweeps import claims, lifecycle
 from workbench.sweeps.circuit import CircuitBreaker
 from workbench.sweeps.judge import Judge, judge_input
+from workbench.sweeps.limits import Limiter, Limits, sweep_limits
 from workbench.sweeps.plan import SweepSpec, require_sweep, spec_of
-from workbench.sweeps.retry import CallOutcome, ProviderCalls, RetryPolicy
+from workbench.sweeps.retry import ProviderCalls, RetryPolicy
 from workbench.sweeps.scoring import ScoringConfig, score_output
-from workbench.sweeps.writes import ResultWriter, score_row
+from workbench.sweeps.writes import ResultWriter, result_write, score_row
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,11 @@ class ExecutorOptions:
     cancel_poll: float = 0.5
     concurrency: int | None = None  # override the sweep's
     rng: random.Random = field(default_factory=random.Random)
+    limits: Limits | None = None  # this executor's share of the sweep's limits; None: all of them
+    score_cached: bool = True  # score the cache hits filled in at planning (one process of a sweep)
+    # While this says other executors of the sweep are running, an executor without cells waits
+    # for cells they may give back (a process that died) instead of finishing.
+    others_running: Callable[[], bool] | None = None
 
 
 @dataclass
@@ -58,6 +66,8 @@ class ExecutionReport:
     done: int = 0
     failed: int = 0
     cancelled: bool = False
+    paused: bool = False  # stopped without a cancel: its cells went back to pending
+    processes: int = 1  # processes that ran the sweep (see `processes`)
     provider_requests: int = 0  # every attempt of every call, cells and judge calls alike
     seconds: float = 0.0
     circuit_open: dict[str, str] = field(default_factory=dict)  # model -> why it was no longer called
@@ -80,10 +90,19 @@ class SweepExecutor:
         self.on_progress = on_progress
         self.report = ExecutionReport(sweep_id)
         self._cancel = asyncio.Event()
+        self._pausing = False
+        self._wake = asyncio.Event()  # a task finished, or someone says cells may be back (`poke`)
+        self._poked = False
+        self.idle = False  # no cell in hand and none left to claim (the last time it looked)
         self._breaker = CircuitBreaker()
         self.report.circuit_open = self._breaker.opened
         self._entries: dict[str, ModelEntry] = {}
-        self._model_sems: dict[str, asyncio.Semaphore] = {}
+        self._limiters: dict[str, Limiter] = {}
+        self._queued: dict[int, asyncio.Task] = {}  # claimed cells waiting for a limiter, by run id
+        self._global = Limiter(1)
+        self.limits: Limits | None = None
+        if self.options.limits is not None:
+            self.set_limits(self.options.limits)
         self._judge: Judge | None = None
         self._expected: dict[int, str | None] = {}
         self._inputs: dict[int, dict] = {}
@@ -141,8 +160,8 @@ class SweepExecutor:
             rng=self.options.rng,
             on_request=self._count_request,
         )
-        concurrency = int(self.options.concurrency or spec.concurrency)
-        self._global = asyncio.Semaphore(concurrency)
+        if self.limits is None:
+            self.set_limits(await asyncio.to_thread(sweep_limits, spec, self.options.concurrency))
         self.writer = ResultWriter(
             self.engine,
             self.options.worker_id,
@@ -152,11 +171,14 @@ class SweepExecutor:
         self.writer.start()
         watcher = asyncio.create_task(self._cancel_watch())
         try:
-            await self._run_cells(concurrency)
+            await self._run_cells()
         finally:
             watcher.cancel()
             await self.writer.close()
-        if self._cancel.is_set():
+        if self._pausing:
+            await asyncio.to_thread(self._pause_cells)
+            self.report.paused = True
+        elif self._cancel.is_set():
             await asyncio.to_thread(
                 lifecycle.finish_cancelled, self.engine, self.sweep_id, worker_id=self.options.worker_id
             )
@@ -168,12 +190,24 @@ class SweepExecutor:
         self.report.seconds = time.perf_counter() - started
         return self.report
 
-    async def _run_cells(self, concurrency: int) -> None:
+    def _pause_cells(self) -> None:
+        """Give this executor's unfinished cells back; a cancel asked meanwhile still cancels them."""
+        claims.release_claims(self.engine, worker_id=self.options.worker_id, sweep_id=self.sweep_id)
+        if lifecycle.cancel_requested(self.engine, self.sweep_id):
+            lifecycle.finish_cancelled(self.engine, self.sweep_id, worker_id=self.options.worker_id)
+            self.report.cancelled = True
+
+    def _claimable(self) -> list[str] | None:
+        """Models whose cells this executor may claim; None: every model of the sweep."""
+        models = self.limits.claimable()
+        return None if len(models) == len(self.limits.models) else models
+
+    async def _run_cells(self) -> None:
         """Claim cells and run them as tasks until none is left or a cancel."""
         tasks: set[asyncio.Task] = set()
         # Finished tasks signal an event instead of the loop calling asyncio.wait() on the whole
         # set: that re-registers a callback on every in-flight task per wake-up (O(n) each time).
-        wake = asyncio.Event()
+        wake = self._wake
 
         def finished(task: asyncio.Task) -> None:
             tasks.discard(task)
@@ -181,39 +215,48 @@ class SweepExecutor:
                 log.error("cell task failed: %r", task.exception())
             wake.set()
 
-        def spawn(coro) -> None:
+        def spawn(coro, run_id: int | None = None) -> None:
             task = asyncio.create_task(coro)
             tasks.add(task)
             task.add_done_callback(finished)
+            if run_id is not None:
+                self._queued[run_id] = task
 
         try:
             # Cells already done (cache hits) still need this sweep's scores.
-            for cell in await asyncio.to_thread(self._unscored_done):
-                spawn(self._score(cell, cell.output or ""))
-            # Claimed cells wait on the semaphores, so the window keeps a full queue of work while
-            # a claim is in flight. Claiming only when a good share of the window is free keeps the
-            # number of claim transactions (write locks on SQLite) small.
-            window = max(concurrency * 2, 8)
-            refill_at = max(1, window // 4)
+            if self.options.score_cached:
+                for cell in await asyncio.to_thread(self._unscored_done):
+                    spawn(self._score(cell, cell.output or ""))
+            others_running = self.options.others_running or (lambda: False)
             exhausted = False
             while not self._cancel.is_set():
+                # Claimed cells wait on the limiters, so the window keeps a full queue of work while
+                # a claim is in flight. Claiming only when a good share of the window is free keeps
+                # the number of claim transactions (write locks on SQLite) small. The window follows
+                # the limits, which change when processes join or leave.
+                window = max(self.limits.total * 2, 8)
                 room = window - len(tasks)
-                if not exhausted and (room >= refill_at or not tasks):
+                if not exhausted and (room >= max(1, window // 4) or not tasks):
+                    # Asked before the claim: cells a dead process gave back before it was seen
+                    # gone are then found by this claim.
+                    others = others_running()
                     batch = await asyncio.to_thread(
                         claims.claim,
                         self.engine,
                         worker_id=self.options.worker_id,
                         limit=room,
                         sweep_id=self.sweep_id,
+                        models=self._claimable(),
                     )
                     for cell in batch:
-                        spawn(self._cell(cell))
+                        spawn(self._cell(cell), cell.id)
                     exhausted = len(batch) < room
-                    if not batch and not tasks:
+                    self.idle = not batch and not tasks
+                    if self.idle and not others:
                         break
                     if batch:
                         continue
-                if not tasks and exhausted:
+                if not tasks and exhausted and not self.idle:
                     # Another executor may still release cells (a lease expiry); look once more.
                     exhausted = False
                     continue
@@ -222,6 +265,8 @@ class SweepExecutor:
                     await asyncio.wait_for(wake.wait(), timeout=0.5)
                 except TimeoutError:
                     exhausted = False  # poll for cells other executors returned
+                if self._poked:
+                    self._poked, exhausted = False, False
         finally:
             for t in list(tasks):
                 t.cancel()
@@ -230,6 +275,46 @@ class SweepExecutor:
     def cancel(self) -> None:
         """Stop this executor (in-process); cells not finished are marked cancelled."""
         self._cancel.set()
+
+    def pause(self) -> None:
+        """Stop this executor and give its unfinished cells back to pending (the sweep goes on
+        elsewhere, or when resumed); in-flight calls are dropped unrecorded."""
+        self._pausing = True
+        self._cancel.set()
+
+    def poke(self) -> None:
+        """Look for cells now: another executor stopped, its cells may be pending again."""
+        self._poked = True
+        self._wake.set()
+
+    def set_limits(self, limits: Limits) -> None:
+        """Run with new limits from now on (calls above a smaller limit finish first: `drained`)."""
+        self.limits = limits
+        self._global.resize(limits.total)
+        for model, limit in limits.models.items():
+            if model in self._limiters:
+                self._limiters[model].resize(limit)
+            else:
+                self._limiters[model] = Limiter(limit)
+
+    async def shed(self) -> None:
+        """Give back claimed cells beyond what smaller limits keep queued (another process takes
+        them now, instead of this one running them last, alone)."""
+        keep = max(self.limits.total, 8)  # the window's queue beyond the calls in flight
+        excess = list(self._queued.items())[keep:]  # the last claimed go back first
+        for _, task in excess:
+            task.cancel()  # it waits in a limiter: no call was made
+        await asyncio.gather(*(t for _, t in excess), return_exceptions=True)
+        if excess:
+            release = functools.partial(
+                claims.release_claims, worker_id=self.options.worker_id, sweep_id=self.sweep_id
+            )
+            await asyncio.to_thread(release, self.engine, ids=[run_id for run_id, _ in excess])
+
+    async def drained(self) -> None:
+        """Wait until the calls in flight fit the limits set last."""
+        for limiter in [self._global, *self._limiters.values()]:
+            await limiter.drained()
 
     async def _cancel_watch(self) -> None:
         while not self._cancel.is_set():
@@ -245,9 +330,12 @@ class SweepExecutor:
     def _entry(self, model: str) -> ModelEntry:
         if model not in self._entries:
             self._entries[model] = catalog.get_model(model)
-            limit = self._entries[model].max_concurrency
-            self._model_sems[model] = asyncio.Semaphore(max(1, int(limit)))
         return self._entries[model]
+
+    def _limiter(self, model: str) -> Limiter:
+        if model not in self._limiters:  # every model of the sweep has one from the start
+            self._limiters[model] = Limiter(max(1, int(self._entry(model).max_concurrency)))
+        return self._limiters[model]
 
     async def _cell(self, cell: claims.Cell) -> None:
         entry = self._entry(cell.model)
@@ -265,46 +353,20 @@ class SweepExecutor:
 
         # The model's own limit first: cells queued for a one-at-a-time local model must not hold
         # global permits that cloud cells could use meanwhile.
-        async with self._model_sems[cell.model], self._global:
-            outcome = await self.calls.call(cell.model, request)
+        try:
+            async with self._limiter(cell.model), self._global:
+                self._queued.pop(cell.id, None)  # from here on it calls: never shed
+                outcome = await self.calls.call(cell.model, request)
+        finally:
+            self._queued.pop(cell.id, None)
         self.report.called += 1
         # The result is queued before scoring, so a scorer problem can never lose a paid call.
-        self.writer.add_result(self._result_write(cell.id, outcome))
+        self.writer.add_result(result_write(cell.id, outcome))
         if outcome.result is not None:
             self.report.done += 1
             await self._score(cell, outcome.result.text)
         else:
             self.report.failed += 1
-
-    @staticmethod
-    def _result_write(run_id: int, outcome: CallOutcome) -> dict[str, Any]:
-        """The Run columns a finished cell writes."""
-        result, error = outcome.result, outcome.error
-        common = {"id": run_id, "attempts": outcome.attempts, "finished_at": utcnow()}
-        if result is None:
-            assert error is not None
-            return {
-                **common,
-                "status": "failed",
-                "error_kind": error.kind,
-                "error_message": str(error),
-                "request_id": error.request_id,
-            }
-        return {
-            **common,
-            "status": "done",
-            "output": result.text,
-            "finish_reason": result.finish_reason,
-            "request_id": result.request_id,
-            "prompt_tokens": result.prompt_tokens,
-            "completion_tokens": result.completion_tokens,
-            "cost_usd": result.cost_usd,
-            "latency_ms": result.latency_ms,
-            "ttft_ms": result.ttft_ms,
-            # A stream that ended without a finish reason is recorded, not passed off as complete.
-            "error_kind": "no_finish_reason" if result.finish_reason is None else None,
-            "error_message": None,
-        }
 
     # -- scores ----------------------------------------------------------------------------------
 
@@ -312,7 +374,7 @@ class SweepExecutor:
         if self._judge is None:
             model = self.scoring.judge_model
             entry = self._entry(model)
-            self._judge = Judge(self.scoring, self.calls, entry, self._model_sems[model])
+            self._judge = Judge(self.scoring, self.calls, entry, self._limiter(model))
         return self._judge
 
     async def _score(self, cell: claims.Cell, output: str) -> None:

@@ -7,11 +7,11 @@ cancel. The rubric and the reply's parsing live in `scoring` (the optimizer's ju
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from workbench.providers.catalog import ModelEntry
 from workbench.providers.completion import acomplete
+from workbench.sweeps.limits import Limiter
 from workbench.sweeps.retry import ProviderCalls
 from workbench.sweeps.scoring import ScoringConfig, judge_messages, parse_judge
 from workbench.sweeps.writes import score_row
@@ -27,9 +27,7 @@ def judge_input(inputs: dict[str, Any] | None, messages: list[dict[str, str]]) -
 class Judge:
     """Scores outputs with the sweep's judge model, at most `max_concurrency` calls at a time."""
 
-    def __init__(
-        self, scoring: ScoringConfig, calls: ProviderCalls, entry: ModelEntry, limit: asyncio.Semaphore
-    ):
+    def __init__(self, scoring: ScoringConfig, calls: ProviderCalls, entry: ModelEntry, limit: Limiter):
         self.scoring = scoring
         self.calls = calls
         self.entry = entry

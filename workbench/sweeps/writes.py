@@ -11,13 +11,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from workbench.models import Run, Score
+from workbench.models import Run, Score, utcnow
+
+if TYPE_CHECKING:
+    from workbench.sweeps.retry import CallOutcome
 
 log = logging.getLogger(__name__)
 MAX_FLUSH_FAILURES = 5  # in a row; then the executor stops (the database is gone, not busy)
@@ -28,6 +31,36 @@ def score_row(
 ) -> dict[str, Any]:
     """One Score row to queue: `value` None means the metric could not be computed (see `detail`)."""
     return {"run_id": run_id, "metric": metric, "value": value, "detail": detail, "cost_usd": cost_usd}
+
+
+def result_write(run_id: int, outcome: CallOutcome) -> dict[str, Any]:
+    """The Run columns a finished cell writes."""
+    result, error = outcome.result, outcome.error
+    common = {"id": run_id, "attempts": outcome.attempts, "finished_at": utcnow()}
+    if result is None:
+        assert error is not None
+        return {
+            **common,
+            "status": "failed",
+            "error_kind": error.kind,
+            "error_message": str(error),
+            "request_id": error.request_id,
+        }
+    return {
+        **common,
+        "status": "done",
+        "output": result.text,
+        "finish_reason": result.finish_reason,
+        "request_id": result.request_id,
+        "prompt_tokens": result.prompt_tokens,
+        "completion_tokens": result.completion_tokens,
+        "cost_usd": result.cost_usd,
+        "latency_ms": result.latency_ms,
+        "ttft_ms": result.ttft_ms,
+        # A stream that ended without a finish reason is recorded, not passed off as complete.
+        "error_kind": "no_finish_reason" if result.finish_reason is None else None,
+        "error_message": None,
+    }
 
 
 def insert_ignore(engine: Engine, table: Any, keys: list[str]) -> Any:

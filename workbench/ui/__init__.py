@@ -9,6 +9,8 @@ Each page in pages/ is a five-line shim that calls `render()` of its module here
 - `datasets`: import, edit and export datasets.
 - `run`: build a sweep, see its size and cost, watch it run, cancel or resume it.
 - `compare`: outputs side by side, the per-column summary and the charts.
+- `compare_diff`: Compare's Difference tab: paired differences against a baseline column.
+- `compare_consistency`: pass^k, pass@k and flaky rows over repeats in Compare's summary.
 - `rate`: blind A/B votes and the leaderboard they give.
 - `optimize`: plan, run and save a DSPy optimization.
 - `export`: download versions, runs and ratings; import an export.

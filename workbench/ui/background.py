@@ -6,7 +6,7 @@ import streamlit as st
 
 from workbench.background import (
     BackgroundRunner,
-    fail_orphaned_optimizations,
+    resume_orphaned_optimizations,
     resume_unfinished_sweeps,
     run_sweep_job,
 )
@@ -14,10 +14,10 @@ from workbench.background import (
 
 @st.cache_resource(show_spinner=False)
 def runner() -> BackgroundRunner:
-    """One runner per server process; on first use it resumes sweeps a previous server left running."""
+    """One runner per server process; on first use it resumes what a previous server left running."""
     r = BackgroundRunner()
     resume_unfinished_sweeps(r)
-    fail_orphaned_optimizations()
+    resume_orphaned_optimizations(r)
     return r
 
 

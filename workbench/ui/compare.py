@@ -1,4 +1,5 @@
-"""The Compare page: outputs side by side, a summary per column, and plotly charts.
+"""The Compare page: outputs side by side, a summary per column, plotly charts, and the paired
+differences against a baseline column (`compare_diff`; consistency over repeats: `compare_consistency`).
 
 A column is (version, model, grid params); rows are dataset rows; repeats stack in a cell. The
 runs of a sweep are loaded once per (sweep, finished count) and cached, filters work on the
@@ -18,6 +19,7 @@ import streamlit as st
 
 from workbench import datasets, metrics, present
 from workbench.sweeps.summary import data_version, list_sweeps, progress, runs_frame, summarize
+from workbench.ui import compare_consistency, compare_diff
 from workbench.ui.common import db
 
 PAGE_SIZE = 20
@@ -93,13 +95,15 @@ def render() -> None:
         st.warning("No cells match the filters.")
         return
     table = _summary_table(sweep_id, version, filter_key, filtered)
-    tab_grid, tab_summary, tab_charts = st.tabs(["Side by side", "Summary", "Charts"])
+    tab_grid, tab_summary, tab_charts, tab_diff = st.tabs(["Side by side", "Summary", "Charts", "Difference"])
     with tab_summary:
-        _summary(table)
+        _summary(table, filtered, compare_consistency.by_column((version, filter_key), filtered))
     with tab_charts:
         _charts(filtered, table, _version_model_table(sweep_id, version, filter_key, filtered))
     with tab_grid:
         _grid(filtered)
+    with tab_diff:
+        compare_diff.render(filtered, (version, filter_key))
 
 
 @st.cache_resource(max_entries=16)
@@ -157,7 +161,7 @@ def _filters(df: pd.DataFrame) -> tuple[pd.DataFrame, tuple]:
     return out, key
 
 
-def _summary(table: pd.DataFrame) -> None:
+def _summary(table: pd.DataFrame, cells: pd.DataFrame, consistency: compare_consistency.Found) -> None:
     scored = metrics.mean_columns(table.columns)
     rows = []
     for _, r in table.iterrows():
@@ -172,6 +176,7 @@ def _summary(table: pd.DataFrame) -> None:
             mean, std = r[m.mean_column], r.get(m.std_column)
             spread = "" if present.is_missing(mean) or present.is_missing(std) else f" ± {present.score(std)}"
             row[m.name] = present.score(mean) + spread
+        row.update(compare_consistency.summary_cells(consistency, r["column"]))
         row.update(
             {
                 "tokens in": r["prompt_tokens"],
@@ -186,7 +191,9 @@ def _summary(table: pd.DataFrame) -> None:
     st.dataframe(rows, hide_index=True, width="stretch", key="compare.summary")
     st.caption(
         "Scores are means ± standard deviation over done cells; cost shows unknown when a model is unpriced."
+        + (f" {compare_consistency.CAPTION}" if consistency else "")
     )
+    compare_consistency.flaky_expander(cells, consistency)
 
 
 def _charts(df: pd.DataFrame, table: pd.DataFrame, by_version_model: pd.DataFrame) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import streamlit as st
 
-from workbench import metrics
+from workbench import metrics, present
 from workbench.release import export
 from workbench.release.imports import ImportSchemaError, import_file
 from workbench.ui.common import db, errors_shown, show_error
@@ -81,18 +81,11 @@ def _versions(options: dict[str, Any]) -> None:
         doc = export.versions_document(s, selection=selection)
     records = doc["versions"]
     rows = [export.version_row(r) for r in records]
-    winner = next(
-        ((r["evidence"] or {}).get("winner") for r in records if (r["evidence"] or {}).get("winner")), None
-    )
-    if winner:
-        how = (
-            "the top of the leaderboard of rated outputs"
-            if winner["rule"] == "leaderboard"
-            else f"the best mean '{winner['metric']}' score"
-        )
-        st.success(
-            f"Winner of sweep #{winner['sweep_id']}: **{rows[0]['prompt']}@{rows[0]['version']}**, by {how}."
-        )
+    winners = [
+        (r, (r["evidence"] or {}).get("winner")) for r in records if (r["evidence"] or {}).get("winner")
+    ]
+    if winners:
+        _winners(winners)
     if not rows:
         st.info("Nothing matches this selection.")
         return
@@ -118,6 +111,58 @@ def _versions(options: dict[str, Any]) -> None:
         on_click="ignore",
         type="primary",
     )
+
+
+def _interval(test: dict[str, Any]) -> str:
+    return f"[{present.number(test.get('ci_low'), '+.3f')}, {present.number(test.get('ci_high'), '+.3f')}]"
+
+
+def _winners(winners: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+    """Say which versions won a sweep and why: the best, and the tied ones with their tests."""
+    winners = sorted(winners, key=lambda pair: not pair[1].get("best", True))  # the best first
+    rule = winners[0][1]
+    names = [f"**{r['prompt']}@{r['version']}**" for r, _ in winners]
+    if rule["rule"] == "leaderboard":
+        st.success(
+            f"Winner of sweep #{rule['sweep_id']}: {names[0]}, "
+            "by the top of the leaderboard of rated outputs."
+        )
+        return
+    how = f"the best mean '{rule['metric']}' score"
+    if len(names) == 1:
+        st.success(f"Winner of sweep #{rule['sweep_id']}: {names[0]}, by {how}.")
+    else:
+        st.success(
+            f"Winners of sweep #{rule['sweep_id']}: {names[0]}, by {how}, tied with {', '.join(names[1:])}: "
+            "the rows cannot tell them apart from the best (not significantly worse)."
+        )
+    level = f"{1 - float(rule.get('alpha') or 0.05):.0%}"
+    evidence = []
+    for record, won in winners:
+        for c in won.get("columns") or []:
+            t = c.get("comparison") or {}
+            p = t.get("p_adjusted") if t.get("p_adjusted") is not None else t.get("p_value")
+            evidence.append(
+                {
+                    "version": f"{record['prompt']}@{record['version']}",
+                    "column": c["column"],
+                    "mean": present.score(c.get("mean")),
+                    "Δ vs best": present.number(t.get("diff"), "+.3f", dash="best") if t else "best",
+                    f"{level} interval": _interval(t) if t else "",
+                    "p (Holm)": present.number(p, ".3g") if t else "",
+                    "rows": str(t.get("n", "")),
+                    "only best / only this right": (
+                        f"{t['a_only']} / {t['b_only']}" if t.get("a_only") is not None else ""
+                    ),
+                    "test": t.get("test", ""),
+                }
+            )
+    if len(evidence) > 1:
+        st.dataframe(evidence, hide_index=True, width="stretch", key="export.winner_evidence")
+        st.caption(
+            f"Each column against the best column ({rule['best_column']}) on the rows both have; "
+            "a column is a winner unless it is significantly worse (Holm-adjusted p and interval)."
+        )
 
 
 def _deferred(kind: str, sweep_id: int, fmt: str):

@@ -185,6 +185,10 @@ def _runs() -> None:
     labels = dict(rows)
     current = st.session_state.get("optimize.current")
     index = ids.index(current) if current in ids else 0
+    jump = st.session_state.pop("optimize.jump_to", None)
+    if jump in ids:  # a run started from another run's results: show it
+        st.session_state["optimize.pick"] = jump
+        index = 0  # the value comes from the session state
     picked = st.selectbox("Optimization", ids, index=index, format_func=labels.get, key="optimize.pick")
     st.session_state["optimize.current"] = picked
     if _busy(picked):
@@ -233,6 +237,7 @@ def _running(row) -> None:
     m1.metric("Baseline (validation)", present.score(row.baseline_score))
     m2.metric("Best so far (optimizer's own evaluation)", present.score(progress.get("best_score")))
     m3.metric("Cost so far", present.money(row.cost_usd))
+    _restarts(row)
     st.code("\n".join((row.log or "").splitlines()[-15:]) or "starting ...", language=None)
     if row.cancel_requested:
         st.info("Cancel requested: stopping before the next call.")
@@ -250,6 +255,17 @@ def _finished(row) -> None:
         st.error(f"The run failed: {row.error}", icon="🛑")
     elif row.status == "cancelled":
         st.warning("Cancelled. What the optimizer had learned so far is shown below.", icon="⏹️")
+    _restarts(row)
+    if row.status in ("failed", "cancelled") and st.button(
+        "Start again with the same settings", key="optimize.again"
+    ):
+        from workbench.optimize.recovery import start_again
+
+        with db() as s:
+            new_id = start_again(s, row.id).id
+        _start(new_id)
+        st.session_state["optimize.current"] = st.session_state["optimize.jump_to"] = new_id
+        st.rerun()
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Baseline (validation)", present.score(row.baseline_score))
     delta = (
@@ -287,6 +303,18 @@ def _finished(row) -> None:
     _save_section(row, prop)
     with st.expander("Log"):
         st.code(row.log or "", language=None)
+
+
+def _restarts(row) -> None:
+    """Say what each restart after a dead process carried over, so the calls and cost add up."""
+    from workbench.optimize.recovery import restarts_of
+
+    for lost in restarts_of(row):
+        st.info(
+            f"Resumed after the process running it stopped: {lost.describe()} count against the cap of "
+            f"{row.call_cap}. DSPy cannot continue mid-way, so the optimizer started again.",
+            icon="🔁",
+        )
 
 
 def _save_section(row, prop) -> None:

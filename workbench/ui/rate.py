@@ -282,6 +282,27 @@ def leaderboard_rows(board) -> list[dict[str, str]]:
     return rows
 
 
+def length_words(attrs: dict) -> str:
+    """What a longer answer is worth, in plain words, from a length-controlled leaderboard's attrs."""
+    if not attrs.get("length_control"):
+        return "Length control needs votes: rate some pairs first."
+    coef, (lo, hi) = attrs["length_coef"], attrs["length_coef_ci"]
+    worth = (
+        "a typically longer answer (longer by one standard deviation of the length differences in the "
+        f"rated pairs) is worth {present.number(coef, '+.0f')} points (95% interval "
+        f"{present.number(lo, '+.0f')} to {present.number(hi, '+.0f')})"
+    )
+    text = "Scores now hold output length equal. "
+    if lo <= 0 <= hi:
+        return text + f"The votes cannot tell whether length sways raters: {worth}."
+    share = 1 / (1 + 10 ** (-coef / 400))  # Elo points -> share of votes won against an equal answer
+    side = "longer" if coef > 0 else "shorter"
+    return (
+        text + f"Raters favour {side} answers: {worth}, so it is preferred "
+        f"{present.percent(share)} of the time over an otherwise equally good one."
+    )
+
+
 def _heatmap(pairs, entries: list[str]):
     """Win share of the row entry over the column entry, annotated with W-L-T counts."""
     import plotly.graph_objects as go
@@ -353,10 +374,17 @@ def _bias_figure(bias: agreement.PositionBias):
 @st.fragment
 def _board(sweep_id: int, by: str) -> None:
     """Leaderboard, win matrix, position bias and rater agreement (refreshes on its own)."""
-    st.button("Refresh", key="rate.refresh", help="Recompute with the newest votes.")
+    c1, c2 = st.columns([1, 3])
+    c1.button("Refresh", key="rate.refresh", help="Recompute with the newest votes.")
+    length_control = c2.toggle(
+        "Control for output length",
+        key="rate.length_control",
+        help="Rank as if both outputs of every pair were equally long (Chatbot Arena's style "
+        "control), so a verbose entry does not win on length alone.",
+    )
     try:
         with db() as s:
-            report = ranking_report(s, sweep_id=sweep_id, by=by)
+            report = ranking_report(s, sweep_id=sweep_id, by=by, length_control=length_control)
     except WorkbenchError as exc:
         show_error(exc)
         return
@@ -370,6 +398,8 @@ def _board(sweep_id: int, by: str) -> None:
         st.info("No finished runs to rank yet.")
         return
     st.dataframe(leaderboard_rows(board), hide_index=True, width="stretch", key="rate.leaderboard")
+    if length_control:
+        st.info(length_words(board.attrs))
     if report["votes"] + report["auto_ties"] == 0:
         st.info("No votes yet for this comparison: rate some pairs in the Rate tab.")
         return

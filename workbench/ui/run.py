@@ -69,10 +69,21 @@ def _render_builder() -> None:
     with db() as s:
         all_sets = datasets.list_datasets(s)
         counts = datasets.row_counts(s)
-    ds_names = [d.name for d in all_sets]
+        fits = {f.name: f for f in datasets.fit_for_variables(s, _needed_variables(s, versions))}
     labelled = {d.name for d in all_sets if counts.get(d.id, (0, 0))[1] > 0}
+    choices = [*fits, AD_HOC]  # datasets that cover the versions' variables first
+    if not state.get("run.dataset_picked") or state.get("run.dataset") not in choices:
+        # Until the user picks one, the rows follow the versions: the first dataset that covers them.
+        first = next(iter(fits.values()), None)
+        state["run.dataset"] = first.name if first and first.covers else AD_HOC
     c1, c2 = st.columns([3, 1])
-    source = c1.selectbox("Rows", [*ds_names, AD_HOC], key="run.dataset")
+    source = c1.selectbox(
+        "Rows",
+        choices,
+        key="run.dataset",
+        format_func=lambda name: _dataset_label(fits.get(name), name),
+        on_change=lambda: state.update({"run.dataset_picked": True}),
+    )
     limit = c2.number_input("Use first N rows (0 = all)", 0, 1_000_000, 0, key="run.limit")
     variables = None
     if source == AD_HOC:
@@ -180,6 +191,26 @@ def _render_builder() -> None:
         state["run.sweep_id"] = sweep_id
         start_sweep(sweep_id)
         st.rerun()
+
+
+def _needed_variables(session: Any, versions: list[str]) -> list[str]:
+    """The variables the chosen versions cannot render without."""
+    names: list[str] = []
+    for ref in versions:
+        try:
+            v = store.resolve(session, ref)
+        except WorkbenchError:
+            continue
+        names += [
+            n for n in templates.required_variables([m["content"] for m in v.messages]) if n not in names
+        ]
+    return names
+
+
+def _dataset_label(fit: datasets.DatasetFit | None, name: str) -> str:
+    if fit is None or fit.covers:
+        return name
+    return f"{name} (no column for {', '.join(fit.missing)})"
 
 
 def _ad_hoc_variables(versions: list[str]) -> dict[str, Any]:

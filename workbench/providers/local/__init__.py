@@ -2,6 +2,7 @@
 
 - `specs`: the registry, one `LocalModelSpec` per model (package, how to locate or assemble its
   file, chat or base, context window, repair command); add a model here and nowhere else.
-- `gguf`: the loaded llama.cpp model, one generation at a time, with streaming and exact token counts.
+- `gguf`: the loaded llama.cpp model, one generation at a time on the one llama.cpp thread, with
+  streaming and exact token counts.
 - `provider`: the LiteLLM custom provider that serves `local/...` model ids.
 """

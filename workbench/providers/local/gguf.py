@@ -4,20 +4,30 @@
 other model. Each model loads lazily (llama.cpp is imported on the first generation, never at
 import time), once per process, and runs one generation at a time (a lock): llama.cpp contexts
 are not thread-safe and two generations on 2 cores would only slow each other down.
+
+Every load and generation runs on one thread, `llama_thread()`, whoever asks for it. llama.cpp
+(built with OpenMP) gives each thread that calls it its own team of worker threads, and once the
+teams of a process together outnumber the cores, OpenMP stops spinning at its barriers and sleeps
+instead, hundreds of times per token: generations from executor threads (LiteLLM's async path)
+ran at a third of the speed of the same generation on one thread. One thread keeps one team.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from workbench.errors import ModelUnavailableError
 from workbench.providers.local.specs import LocalModelSpec, local_spec
 
+T = TypeVar("T")
+Emit = Callable[[str, "Generation"], None]  # called on the llama.cpp thread with each text piece
 DEFAULT_MAX_TOKENS = 256
 BASE_MODEL_STOP = ["\nUser:"]  # a base model otherwise writes the next turn itself
 
@@ -57,6 +67,11 @@ class LocalModel:
         self.load_seconds: float | None = None
 
     def _load(self) -> Any:
+        if self._llm is not None:
+            return self._llm
+        return on_llama_thread(self._load_here)
+
+    def _load_here(self) -> Any:
         with self._load_lock:
             if self._llm is not None:
                 return self._llm
@@ -64,6 +79,7 @@ class LocalModel:
             from llama_cpp import Llama
 
             _silence_llama_logs()
+            threads = thread_counts()
             started = time.perf_counter()
             try:
                 llm = Llama(
@@ -71,7 +87,7 @@ class LocalModel:
                     n_ctx=self.spec.n_ctx,
                     verbose=False,
                     logits_all=False,
-                    n_threads=int(os.environ.get("WORKBENCH_LOCAL_THREADS") or os.cpu_count() or 2),
+                    **threads,
                 )
             except (ValueError, RuntimeError, OSError) as exc:
                 raise ModelUnavailableError(
@@ -103,27 +119,70 @@ class LocalModel:
             return result.prompt, stop
         return base_prompt(messages), list(BASE_MODEL_STOP)
 
+    def generate(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        emit: Emit | None = None,
+        cancel: threading.Event | None = None,
+        **params: Any,
+    ) -> Future[Generation]:
+        """Start a generation on the llama.cpp thread; `emit(piece, gen)` runs there for each text piece.
+
+        `params`: max_tokens, temperature, top_p, stop, seed. The future ends with the finished
+        Generation, or with ContextLengthExceeded / ModelUnavailableError. Setting `cancel` stops
+        the generation after the current token.
+        """
+        stopped = cancel.is_set if cancel is not None else _never
+        return llama_thread().submit(self._generate, messages, emit, stopped, params)
+
     def stream(
         self,
         messages: list[dict[str, str]],
         *,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        stop: list[str] | str | None = None,
-        seed: int | None = None,
         cancel: threading.Event | None = None,
+        **params: Any,
     ) -> Iterator[tuple[str, Generation]]:
-        """Generate, yielding (text piece, running Generation); the last item has finish_reason."""
+        """Generate, yielding (text piece, running Generation); the last item has finish_reason.
+
+        Leaving the loop early stops the generation after the current token.
+        """
+        left = threading.Event()
+        items: queue.SimpleQueue = queue.SimpleQueue()
+        done = object()
+
+        def stopped() -> bool:
+            return left.is_set() or (cancel is not None and cancel.is_set())
+
+        future = llama_thread().submit(
+            self._generate, messages, lambda piece, gen: items.put((piece, gen)), stopped, params
+        )
+        future.add_done_callback(lambda _f: items.put(done))
+        try:
+            while (item := items.get()) is not done:
+                yield item
+            yield "", future.result()
+        finally:
+            left.set()
+
+    def _generate(
+        self,
+        messages: list[dict[str, str]],
+        emit: Emit | None,
+        stopped: Callable[[], bool],
+        params: dict[str, Any],
+    ) -> Generation:
         from llama_cpp import LogitsProcessorList, StoppingCriteriaList
 
         llm = self._load()
         prompt, format_stop = self.prompt_for(messages)
+        stop = params.get("stop")
         stops = list(format_stop) + ([stop] if isinstance(stop, str) else list(stop or []))
         gen = Generation()
         prompt_ids = llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
         gen.prompt_tokens = len(prompt_ids)
-        max_tokens = int(max_tokens or DEFAULT_MAX_TOKENS)
+        max_tokens = int(params.get("max_tokens") or DEFAULT_MAX_TOKENS)
+        temperature, top_p = params.get("temperature"), params.get("top_p")
         n_ctx = self.spec.n_ctx
         if gen.prompt_tokens + 1 > n_ctx:
             raise ContextLengthExceeded(
@@ -138,7 +197,7 @@ class LocalModel:
             return scores
 
         def should_stop(_ids: Any, _logits: Any) -> bool:
-            return bool(cancel and cancel.is_set())
+            return stopped()
 
         with self.lock:
             chunks = llm.create_completion(
@@ -147,7 +206,7 @@ class LocalModel:
                 temperature=0.8 if temperature is None else float(temperature),
                 top_p=0.95 if top_p is None else float(top_p),
                 stop=stops or None,
-                seed=seed,
+                seed=params.get("seed"),
                 stream=True,
                 logits_processor=LogitsProcessorList([count_tokens]),
                 stopping_criteria=StoppingCriteriaList([should_stop]),
@@ -158,10 +217,51 @@ class LocalModel:
                 gen.text += piece
                 if choice.get("finish_reason"):
                     gen.finish_reason = choice["finish_reason"]
-                yield piece, gen
+                if emit is not None:
+                    emit(piece, gen)
         if gen.finish_reason is None:
             gen.finish_reason = "stop"
-        yield "", gen
+        return gen
+
+
+def _never() -> bool:
+    return False
+
+
+_llama_executor: ThreadPoolExecutor | None = None
+_llama_thread_id: int | None = None
+_executor_lock = threading.Lock()
+
+
+def llama_thread() -> ThreadPoolExecutor:
+    """The process's one llama.cpp thread (see the module docstring): loads and generations queue on it."""
+    global _llama_executor
+    with _executor_lock:
+        if _llama_executor is None:
+            _llama_executor = ThreadPoolExecutor(1, "llama.cpp", initializer=_remember_llama_thread)
+        return _llama_executor
+
+
+def _remember_llama_thread() -> None:
+    global _llama_thread_id
+    _llama_thread_id = threading.get_ident()
+
+
+def on_llama_thread(fn: Callable[[], T]) -> T:
+    """Run `fn` on the llama.cpp thread and wait for it (directly when already there)."""
+    if threading.get_ident() == _llama_thread_id:
+        return fn()
+    return llama_thread().submit(fn).result()
+
+
+def _forget_llama_thread() -> None:
+    # A forked child has the executor object but not its thread: work queued there would wait forever.
+    global _llama_executor, _llama_thread_id, _executor_lock
+    _llama_executor, _llama_thread_id, _executor_lock = None, None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_llama_thread)
 
 
 _log_callback = None
@@ -180,6 +280,24 @@ def _silence_llama_logs() -> None:
 
     _log_callback = _ignore  # keep a reference: ctypes callbacks must outlive their use
     llama_cpp.llama_log_set(_log_callback, None)
+
+
+def thread_counts() -> dict[str, int]:
+    """llama.cpp's thread counts: `WORKBENCH_LOCAL_THREADS` for both, else half the cores to generate."""
+    override = (os.environ.get("WORKBENCH_LOCAL_THREADS") or "").strip()
+    if override:
+        if not override.isdigit() or int(override) < 1:
+            raise ModelUnavailableError(
+                f"WORKBENCH_LOCAL_THREADS must be a whole number of threads (1 or more), not {override!r}."
+            )
+        return {"n_threads": int(override), "n_threads_batch": int(override)}
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    # Each token is many small steps joined by barriers at which the threads spin. On 2 idle cores
+    # two threads generate twice as fast as one, but as soon as anything else wants a core (the
+    # event loop, a sweep, the UI, another process) a thread is descheduled, the others spin
+    # until it returns, and the rate falls far below one thread's. Half the cores, llama.cpp's
+    # own default, leaves room; reading a prompt is a few big steps and uses them all.
+    return {"n_threads": max(1, cores // 2), "n_threads_batch": cores}
 
 
 class ContextLengthExceeded(ValueError):

@@ -1,16 +1,19 @@
 """LiteLLM custom provider `local/...` backed by `workbench.providers.local.gguf` (llama.cpp in-process).
 
-Registered by `workbench.providers.completion.ensure_litellm()`. Generation runs in a worker thread; the
-async paths hand chunks to the event loop through a queue so the loop never blocks on llama.cpp.
+Registered by `workbench.providers.completion.ensure_litellm()`. Generation runs on the llama.cpp
+thread (`gguf.llama_thread`); the async paths await it, and streaming hands each chunk straight from
+that thread to the event loop, so the loop never blocks on llama.cpp and no other thread sits between.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import Future
 from typing import Any
 
 from litellm import CustomLLM
@@ -18,7 +21,7 @@ from litellm.llms.custom_llm import CustomLLMError
 from litellm.types.utils import GenericStreamingChunk, ModelResponse
 
 from workbench.errors import ModelUnavailableError
-from workbench.providers.local.gguf import ContextLengthExceeded, Generation, get_local_model
+from workbench.providers.local.gguf import ContextLengthExceeded, Emit, Generation, get_local_model
 
 SUPPORTED = ("max_tokens", "temperature", "top_p", "stop", "seed")
 
@@ -30,20 +33,40 @@ def _gen_kwargs(optional_params: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-def _iterate(
-    model: str,
-    messages: list[dict[str, Any]],
-    optional_params: dict[str, Any],
-    cancel: threading.Event | None = None,
-) -> Iterator[tuple[str, Generation]]:
+@contextlib.contextmanager
+def _provider_errors() -> Iterator[None]:
+    # LiteLLM turns a CustomLLMError's status code into its exception class; the workbench then
+    # classifies that like any provider's (context_length, not_found).
     try:
-        local = get_local_model(model)
-        msgs = [{"role": m["role"], "content": _text(m.get("content"))} for m in messages]
-        yield from local.stream(msgs, cancel=cancel, **_gen_kwargs(optional_params))
+        yield
     except ContextLengthExceeded as exc:
         raise CustomLLMError(status_code=400, message=f"context length exceeded: {exc}") from None
     except ModelUnavailableError as exc:
         raise CustomLLMError(status_code=404, message=str(exc)) from None
+
+
+def _messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+    return [{"role": m["role"], "content": _text(m.get("content"))} for m in messages]
+
+
+def _iterate(
+    model: str, messages: list[dict[str, Any]], optional_params: dict[str, Any]
+) -> Iterator[tuple[str, Generation]]:
+    with _provider_errors():
+        local = get_local_model(model)
+        yield from local.stream(_messages(messages), **_gen_kwargs(optional_params))
+
+
+def _start(
+    model: str,
+    messages: list[dict[str, Any]],
+    optional_params: dict[str, Any],
+    emit: Emit | None = None,
+    cancel: threading.Event | None = None,
+) -> Future[Generation]:
+    with _provider_errors():
+        local = get_local_model(model)
+    return local.generate(_messages(messages), emit=emit, cancel=cancel, **_gen_kwargs(optional_params))
 
 
 def _text(content: Any) -> str:
@@ -94,18 +117,9 @@ class LocalProvider(CustomLLM):
         client: Any = None,
     ) -> ModelResponse:
         """Generate the whole reply, then answer with usage."""
-        gen = Generation()
-        for _piece, latest in _iterate(model, messages, optional_params):
-            gen = latest
-        model_response.choices[0].message.content = gen.text  # type: ignore[union-attr]
-        model_response.choices[0].finish_reason = gen.finish_reason or "stop"
-        model_response.id = f"local-{uuid.uuid4().hex[:16]}"
-        model_response.created = int(time.time())
-        model_response.model = f"local/{model}"
-        from litellm.types.utils import Usage
-
-        model_response.usage = Usage(**_usage(gen))  # type: ignore[attr-defined]
-        return model_response
+        with _provider_errors():
+            gen = _start(model, messages, optional_params).result()
+        return _respond(model_response, model, gen)
 
     def streaming(
         self,
@@ -133,9 +147,33 @@ class LocalProvider(CustomLLM):
                 yield _chunk(piece, gen, False)
         yield _chunk("", gen, True)
 
-    async def acompletion(self, *args: Any, **kwargs: Any) -> ModelResponse:
-        """`completion` in a worker thread, so the event loop never blocks on llama.cpp."""
-        return await asyncio.to_thread(self.completion, *args, **kwargs)
+    async def acompletion(
+        self,
+        model: str,
+        messages: list,
+        api_base: str,
+        custom_prompt_dict: dict,
+        model_response: ModelResponse,
+        print_verbose: Any,
+        encoding: Any,
+        api_key: Any,
+        logging_obj: Any,
+        optional_params: dict,
+        acompletion: Any = None,
+        litellm_params: Any = None,
+        logger_fn: Any = None,
+        headers: Any = None,
+        timeout: Any = None,
+        client: Any = None,
+    ) -> ModelResponse:
+        """`completion` awaited from the llama.cpp thread; a cancelled call stops generating."""
+        cancel = threading.Event()
+        try:
+            with _provider_errors():
+                gen = await asyncio.wrap_future(_start(model, messages, optional_params, cancel=cancel))
+        finally:
+            cancel.set()
+        return _respond(model_response, model, gen)
 
     async def astreaming(
         self,
@@ -156,33 +194,44 @@ class LocalProvider(CustomLLM):
         timeout: Any = None,
         client: Any = None,
     ) -> AsyncIterator[GenericStreamingChunk]:
-        """`streaming` from a worker thread through a queue; leaving early stops generation."""
+        """`streaming`, each chunk posted from the llama.cpp thread to the loop; leaving early stops it."""
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue()
+        chunks: asyncio.Queue = asyncio.Queue()
         cancel = threading.Event()
         done = object()
 
-        def produce() -> None:
-            gen = None
+        def post(item: Any) -> None:
             try:
-                for piece, gen in _iterate(model, messages, optional_params, cancel):
-                    if piece:
-                        loop.call_soon_threadsafe(queue.put_nowait, _chunk(piece, gen, False))
-                loop.call_soon_threadsafe(queue.put_nowait, _chunk("", gen, True))
-            except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-                loop.call_soon_threadsafe(queue.put_nowait, exc)
-            finally:
-                loop.call_soon_threadsafe(queue.put_nowait, done)
+                loop.call_soon_threadsafe(chunks.put_nowait, item)
+            except RuntimeError:  # the loop is closed: nobody is listening any more
+                cancel.set()
 
-        worker = loop.run_in_executor(None, produce)
+        def emit(piece: str, gen: Generation) -> None:
+            if piece:
+                post(_chunk(piece, gen, False))
+
+        future = _start(model, messages, optional_params, emit, cancel)
+        future.add_done_callback(lambda _f: post(done))  # after every chunk: both go through the loop
         try:
-            while True:
-                item = await queue.get()
-                if item is done:
-                    break
-                if isinstance(item, BaseException):
-                    raise item
+            while (item := await chunks.get()) is not done:
                 yield item
+            with _provider_errors():
+                gen = future.result()
+            yield _chunk("", gen, True)
         finally:
             cancel.set()  # the consumer left early (timeout, cancel): stop generating
-            await asyncio.shield(worker)
+            if not future.done():
+                with contextlib.suppress(Exception):  # its outcome no longer has a reader
+                    await asyncio.shield(asyncio.wrap_future(future))
+
+
+def _respond(model_response: ModelResponse, model: str, gen: Generation) -> ModelResponse:
+    from litellm.types.utils import Usage
+
+    model_response.choices[0].message.content = gen.text  # type: ignore[union-attr]
+    model_response.choices[0].finish_reason = gen.finish_reason or "stop"
+    model_response.id = f"local-{uuid.uuid4().hex[:16]}"
+    model_response.created = int(time.time())
+    model_response.model = f"local/{model}"
+    model_response.usage = Usage(**_usage(gen))  # type: ignore[attr-defined]
+    return model_response

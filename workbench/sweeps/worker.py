@@ -1,0 +1,76 @@
+"""A worker process's side of a sweep on several processes (`processes` is the other side).
+
+`python -m workbench worker --sweep ID --share JSON` runs `serve_worker`: it imports what a call
+needs, says `ready` on stdout, waits for `go` on stdin, runs its share of the sweep's limits and
+prints `report {json}`. A cancel reaches it through the database, like any executor. The end of
+its stdin (its parent is gone, or gave up) pauses it: its unfinished cells go back to pending
+(or are cancelled, when the sweep was cancelled meanwhile) and it exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+import threading
+from dataclasses import asdict
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from workbench.db import get_engine
+from workbench.sweeps.execute import ExecutionReport, ExecutorOptions, SweepExecutor
+from workbench.sweeps.limits import Limits
+from workbench.sweeps.plan import require_sweep
+
+
+def serve_worker(sweep_id: int, share: Limits, engine: Engine | None = None) -> ExecutionReport | None:
+    """A supervised worker's life (`worker --share`): get ready, wait for go, run its share.
+
+    Talks with `Supervisor` over stdin/stdout (see the module doc); returns None when told to
+    stop before it began.
+    """
+    from workbench.providers.completion import ensure_litellm
+
+    engine = engine or get_engine()
+    ensure_litellm()  # the slow import, before saying ready, so a go starts calls at once
+    _warm_up()
+    with Session(engine) as s:  # a first connection, and the sweep exists
+        require_sweep(s, sweep_id)
+    print("ready", flush=True)
+    if sys.stdin.readline().strip() != "go":
+        return None
+    executor = SweepExecutor(sweep_id, ExecutorOptions(limits=share, score_cached=False), engine=engine)
+
+    async def main() -> ExecutionReport:
+        loop = asyncio.get_running_loop()
+
+        def listen() -> None:
+            # End of input: the parent is gone (or gave up on the sweep): give the cells back.
+            for _line in sys.stdin:
+                pass
+            with contextlib.suppress(RuntimeError):  # the loop already ended
+                loop.call_soon_threadsafe(executor.pause)
+
+        threading.Thread(target=listen, name="workbench-worker-stdin", daemon=True).start()
+        return await executor.run()
+
+    report = asyncio.run(main())
+    data = asdict(report)
+    print("report " + json.dumps(data), flush=True)
+    return report
+
+
+def _warm_up() -> None:
+    """Import what LiteLLM imports on its first call (about 0.5 s), so the first calls after go
+    do not stall the worker while it holds its share."""
+    import importlib
+
+    for name in (
+        "openai.resources.chat",
+        "litellm.proxy._types",
+        "litellm.litellm_core_utils.default_encoding",
+    ):
+        with contextlib.suppress(Exception):  # a speed-up only: other LiteLLM versions differ
+            importlib.import_module(name)

@@ -1,0 +1,215 @@
+"""The Compare page's Difference tab: every column against a baseline column, metric by metric.
+
+The statistics are `workbench.stats`: paired over dataset rows (repeats averaged per row first,
+so the row is the unit), the difference with its 95% interval, a p-value Holm-adjusted over the
+columns compared on each metric, the discordant rows of a pass/fail metric, the test used and a
+verdict word, plus a forest plot of the intervals. Where nothing is detectable it says how many
+rows a 5-point difference would need. This module only picks, caches and draws.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+from workbench import metrics, present
+from workbench.errors import WorkbenchError
+from workbench.stats import power
+from workbench.stats.columns import column_labels, compare_columns
+from workbench.stats.paired import BETTER, NO_DIFFERENCE, WORSE, PairedResult, significance_word
+from workbench.ui.common import show_error
+
+ALPHA = 0.05
+BASELINE_KEY = "compare.diff_baseline"
+NO_ROWS = "no rows in common"
+COLORS = {BETTER: "#2ca02c", WORSE: "#d62728", "higher": "#1f77b4", "lower": "#ff7f0e"}
+NEUTRAL = "#7f7f7f"
+
+
+def scored_metrics(df: pd.DataFrame) -> list[metrics.Metric]:
+    """The metrics with at least one score on a done cell (a metric nobody could score is left out)."""
+    done = df[df["status"] == "done"] if "status" in df else df.iloc[0:0]
+    return [m for m in metrics.score_columns(df.columns) if done[m.column].notna().any()]
+
+
+@st.cache_resource(max_entries=16, show_spinner="Comparing columns ...")
+def _results(cache_key: tuple, baseline: str, _df: pd.DataFrame) -> dict[str, list[PairedResult]]:
+    """compare_columns per scored metric, once per (selection, baseline); cache_key identifies _df."""
+    return {m.name: compare_columns(_df, m, baseline, alpha=ALPHA) for m in scored_metrics(_df)}
+
+
+def verdict(result: PairedResult, metric: metrics.Metric) -> str:
+    """The verdict word shown for one comparison (significance_word, or that no row was shared)."""
+    if result.n == 0:
+        return NO_ROWS
+    return significance_word(result, higher_is_better=metric.higher_is_better)
+
+
+def rows_to_detect(result: PairedResult, metric: metrics.Metric) -> int | None:
+    """Rows needed to detect a 5-point difference at 80% power, for a 0-1 metric showing none.
+
+    None when a difference was detected, when the rows cannot tell (no spread, no rows), or for a
+    metric without a better direction (output length: 5 points of characters mean nothing).
+    """
+    if metric.higher_is_better is None or verdict(result, metric) != NO_DIFFERENCE:
+        return None
+    return power.rows_needed(result)  # defaults: 5 points, 80% power, the result's alpha
+
+
+def p_text(p: float) -> str:
+    """A p-value: three decimals, or "< 0.001" below that."""
+    return "< 0.001" if not present.is_missing(p) and p < 0.001 else present.number(p, ".3f")
+
+
+def _test_text(result: PairedResult) -> str:
+    text = f"{result.test}, {result.interval} interval"
+    return text if result.repeats <= 1 else f"{text}; up to {result.repeats} repeats averaged per row"
+
+
+def table_rows(results: dict[str, list[PairedResult]]) -> list[dict[str, object]]:
+    """One display row per column x metric: means, Δ, interval, p, n, discordant rows, test, verdict."""
+    rows = []
+    for name, found in results.items():
+        m = metrics.get(name)
+        for r in found:
+            needed = rows_to_detect(r, m)
+            rows.append(
+                {
+                    "column": r.b_label,
+                    "metric": m.name,
+                    "baseline": present.score(r.mean_a),
+                    "this column": present.score(r.mean_b),
+                    "Δ": present.number(r.diff, "+.3f") if r.n else present.DASH,
+                    "95% interval": (
+                        f"{present.number(r.ci_low, '+.3f')} to {present.number(r.ci_high, '+.3f')}"
+                        if r.n
+                        else present.DASH
+                    ),
+                    "p (Holm)": p_text(r.p) if r.n else present.DASH,
+                    "rows": r.n,
+                    "rows won by baseline": present.number(r.a_only, "d"),
+                    "rows won by this column": present.number(r.b_only, "d"),
+                    "test": _test_text(r) if r.n else present.DASH,
+                    "verdict": verdict(r, m),
+                    "rows to detect 5 points": present.number(needed, ",d"),
+                }
+            )
+    return rows
+
+
+def forest_figure(results: dict[str, list[PairedResult]]):
+    """Intervals of the differences, one panel per metric (own scale) and one line per column."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    names = [n for n, found in results.items() if any(_plottable(r) for r in found)]
+    if not names:
+        return None
+    fig = make_subplots(
+        rows=len(names),
+        cols=1,
+        subplot_titles=[f"{n}: {metrics.get(n).label} (Δ vs baseline)" for n in names],
+        vertical_spacing=min(0.12, 0.5 / len(names)),
+    )
+    lines = 0
+    for i, name in enumerate(names, start=1):
+        m = metrics.get(name)
+        shown = [r for r in results[name] if _plottable(r)]
+        lines += len(shown)
+        words = [verdict(r, m) for r in shown]
+        fig.add_trace(
+            go.Scatter(
+                x=[r.diff for r in shown],
+                y=[r.b_label for r in shown],
+                mode="markers",
+                marker={"size": 10, "color": [COLORS.get(w, NEUTRAL) for w in words]},
+                error_x={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [r.ci_high - r.diff for r in shown],
+                    "arrayminus": [r.diff - r.ci_low for r in shown],
+                },
+                customdata=[[w, p_text(r.p), r.n] for w, r in zip(words, shown, strict=True)],
+                hovertemplate=(
+                    "%{y}<br>Δ %{x:+.3f}<br>%{customdata[0]} (p %{customdata[1]}, %{customdata[2]} rows)"
+                    "<extra></extra>"
+                ),
+                showlegend=False,
+            ),
+            row=i,
+            col=1,
+        )
+        fig.add_vline(x=0, line_dash="dash", line_color=NEUTRAL, row=i, col=1)
+        fig.update_yaxes(autorange="reversed", row=i, col=1)
+    fig.update_layout(height=80 + 70 * len(names) + 35 * lines, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig
+
+
+def _plottable(result: PairedResult) -> bool:
+    # One shared row gives an unbounded interval: nothing to draw.
+    return result.n > 0 and math.isfinite(result.ci_low) and math.isfinite(result.ci_high)
+
+
+def _baseline(labels: list[str]) -> str:
+    state = st.session_state
+    if state.get(BASELINE_KEY) not in labels:  # another sweep or filter: the old pick is gone
+        state.pop(BASELINE_KEY, None)
+    return st.selectbox(
+        "Baseline column",
+        labels,
+        key=BASELINE_KEY,
+        help="Every other column is compared with this one, on the dataset rows both have scores for.",
+    )
+
+
+def _nothing_detected(results: dict[str, list[PairedResult]], baseline: str) -> None:
+    """When no comparison shows a difference: how many rows it would take to see one of 5 points."""
+    found = [(metrics.get(n), r) for n, rs in results.items() for r in rs if r.n]
+    if not found or any(verdict(r, m) != NO_DIFFERENCE for m, r in found):
+        return
+    needed = [n for m, r in found if (n := rows_to_detect(r, m)) is not None]
+    rows = max(r.n for _, r in found)
+    text = f"No column differs detectably from **{baseline}** on {rows:,} rows."
+    if needed:
+        low, high = min(needed), max(needed)
+        span = f"{low:,}" if low == high else f"{low:,} to {high:,}"
+        text += (
+            f" To detect a 5-point difference with 80% power these columns would need about {span} rows "
+            "(from the disagreement and spread seen here)."
+        )
+    st.info(text)
+
+
+def render(df: pd.DataFrame, cache_key: tuple) -> None:
+    """Draw the Difference tab for the cells `df` (cache_key identifies them: sweeps, progress, filters)."""
+    labels = column_labels(df)
+    if len(labels) < 2:
+        only = f" ({labels[0]})" if labels else ""
+        st.info(
+            f"This selection has one column{only}, so there is nothing to compare it with. Sweep two or "
+            "more versions, models or parameter values, or add another sweep's runs above."
+        )
+        return
+    if not scored_metrics(df):
+        st.info("No scores to compare: run the sweep with scorers (exact, contains, judge, ...).")
+        return
+    baseline = _baseline(labels)
+    try:
+        results = _results(cache_key, baseline, df)
+    except WorkbenchError as exc:
+        show_error(exc)
+        return
+    st.dataframe(table_rows(results), hide_index=True, width="stretch", key="compare.diff_table")
+    st.caption(
+        "Δ = column − baseline, paired over the dataset rows both have scores for (failed or pending "
+        "cells leave their row out; repeats are averaged per row first). p is Holm-adjusted over the "
+        f"columns compared on each metric; a verdict needs p ≤ {ALPHA} and an interval that excludes 0. "
+        "Rows won: for a pass/fail metric, rows where one side was right and the other wrong (with "
+        "repeats, where one side's pass rate is higher)."
+    )
+    _nothing_detected(results, baseline)
+    fig = forest_figure(results)
+    if fig is not None:
+        st.plotly_chart(fig, key="compare.diff_forest")
