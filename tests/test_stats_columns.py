@@ -176,3 +176,9 @@ def test_on_a_real_runs_frame(session):
     [result] = compare_columns(runs_frame(session, sweep.id), "exact", "capital@1", others=["capital@2"])
     assert (result.n, result.a_only, result.b_only) == (6, 0, 2)
     assert (result.a_label, result.b_label) == (V1, V2)
+
+
+def test_resolve_column_prefers_a_match_that_ends_with_the_value():
+    labels = ["v@1 | m | temperature=0", "v@1 | m | temperature=0.7"]
+    assert resolve_column(labels, "m | temperature=0") == labels[0]
+    assert resolve_column(labels, "temperature=0.7") == labels[1]

@@ -9,6 +9,7 @@ has one row (keyed by its variables when the frame carries them, else "variables
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
@@ -102,7 +103,9 @@ def consistency_by_column(df: pd.DataFrame, metric: str | metrics.Metric) -> dic
 def resolve_column(labels: Iterable[str], text: str) -> str:
     """The column label `text` names: the exact label, else the only label containing it.
 
-    Matching tries the exact case first, then ignores case. A ValidationError (field "column")
+    A match that ends where a label's value ends wins over one that runs into more of it, so
+    "temperature=0" names the temperature-0 column even beside "temperature=0.7". Matching tries
+    the exact case first, then ignores case. A ValidationError (field "column")
     names the candidates when several labels contain the text, or lists the labels when none does.
     """
     labels = list(dict.fromkeys(labels))
@@ -111,7 +114,11 @@ def resolve_column(labels: Iterable[str], text: str) -> str:
         return text
     if not labels:
         raise ValidationError("This sweep has no columns to compare.", field="column")
+    whole = re.compile(re.escape(text) + r"(?![\w.])")
+    whole_ci = re.compile(re.escape(text) + r"(?![\w.])", re.IGNORECASE)
     for matches in (
+        [lab for lab in labels if text and whole.search(lab)],
+        [lab for lab in labels if text and whole_ci.search(lab)],
         [lab for lab in labels if text and text in lab],
         [lab for lab in labels if text and text.lower() in lab.lower()],
     ):
