@@ -12,6 +12,7 @@ Each page in pages/ is a five-line shim that calls `render()` of its module here
 - `compare_diff`: Compare's Difference tab: paired differences against a baseline column.
 - `compare_consistency`: pass^k, pass@k and flaky rows over repeats in Compare's summary.
 - `rate`: blind A/B votes and the leaderboard they give.
+- `identity`: who rates: a typed name, or the signed-in user when sign-in (`st.login`) is configured.
 - `optimize`: plan, run and save a DSPy optimization.
 - `export`: download versions, runs and ratings; import an export.
 """

@@ -3,7 +3,8 @@
 The card is an `st.fragment`, so a vote reruns only the card. Buttons carry keyboard shortcuts
 (A, B, T, X, S; Streamlit ignores them while a text box has focus) and come first in the card, so
 voting needs no mouse. Session state holds ids only: the current pair as a dict of run ids and
-the pair ids this rater skipped (a skip stores nothing in the database).
+the pair ids this rater skipped (a skip stores nothing in the database). The rater is a typed name,
+or the signed-in user when sign-in is configured (see `identity`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from workbench.rating import agreement
 from workbench.rating.entries import dimensions_for
 from workbench.rating.leaderboard import progress_for, ranking_report
 from workbench.rating.pairs import DuplicateVoteError, Pair, card_for, next_pair, rateable_sweeps, record_vote
+from workbench.ui import identity
 from workbench.ui.common import db, error_text, show_error
 
 DASH = present.DASH
@@ -73,13 +75,8 @@ def render() -> None:
         return
 
     top = st.columns([2, 3, 2])
-    top[0].text_input(
-        "Your name",
-        key="rate.rater",
-        max_chars=200,
-        placeholder="e.g. ann",
-        help="Stored with every vote, so agreement between raters can be measured.",
-        on_change=lambda: state.update({"rate.rater_name": state["rate.rater"].strip()}),
+    rater = identity.rater_box(
+        top[0], "rate.rater", lambda: state.update({"rate.rater_name": state["rate.rater"].strip()})
     )
     sweep_id = top[1].selectbox("Sweep", list(sweeps), format_func=sweeps.get, key="rate.sweep")
     try:
@@ -98,11 +95,12 @@ def render() -> None:
             "Show the expected answer (when the row has one)", value=False, key="rate.show_expected"
         )
 
-    rater = state["rate.rater"].strip()
     tab_rate, tab_board = st.tabs(["Rate", "Leaderboard"])
     with tab_rate:
         if not rater:
-            st.info("Enter your name above to start rating.")
+            st.info(
+                f"{'Sign in' if identity.auth_configured() else 'Enter your name'} above to start rating."
+            )
         else:
             _card(sweep_id, by, rater, reveal, show_expected)
     with tab_board:
@@ -134,15 +132,14 @@ def _vote(side: str) -> None:
     if not held:
         return
     pair = Pair.from_dict(held)
+    # With sign-in the vote goes under the signed-in user, whatever the session state says.
+    rater = identity.rater_for_vote(held.get("rater") or state["rate.rater"])
+    if rater is None:  # sign-in is configured and nobody is signed in
+        state["rate.error"] = "Sign in to vote: votes are stored under the account you sign in with."
+        return
     try:
         with db() as s:
-            record_vote(
-                s,
-                pair=pair,
-                verdict_side=side,
-                rater=held.get("rater") or state["rate.rater"],
-                comment=state.get("rate.comment", ""),
-            )
+            record_vote(s, pair=pair, verdict_side=side, rater=rater, comment=state.get("rate.comment", ""))
     except DuplicateVoteError as exc:  # e.g. the same name voting in two tabs: move on
         state["rate.error"] = error_text(exc)
     except WorkbenchError as exc:
