@@ -144,6 +144,9 @@ def test_create_version_run_compare(app_url, shots, db_path):
         page.get_by_role("button", name="Save as new version").click()
         _wait_idle(page)
         expect(page.get_by_text("Saved greeter@1.")).to_be_visible()
+        # Saving the first version re-lays the page out (the editor moves into the Versions tabs);
+        # wait until the editor of the previous layout is gone before typing.
+        expect(page.get_by_role("textbox", name="Message 1", exact=True)).to_have_count(1)
         page.get_by_role("textbox", name="Message 1", exact=True).fill(
             "You are a cheerful assistant. Keep it short."
         )
