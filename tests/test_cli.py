@@ -26,7 +26,7 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     )
 
 
-HEAVY = ("litellm", "dspy", "streamlit", "sqlmodel", "llama_cpp")
+HEAVY = ("litellm", "dspy", "streamlit", "sqlmodel", "llama_cpp", "mlflow")
 
 
 def heavy_imports(*argv: str) -> list[str]:
@@ -59,7 +59,7 @@ def test_help_is_fast_and_imports_nothing_heavy():
     print(f"--help took {elapsed:.3f} s")
 
 
-@pytest.mark.parametrize("group", ["sweep", "ratings", "optimize", "export", "prompt", "dataset", "gate"])
+@pytest.mark.parametrize("group", ["sweep", "ratings", "optimize", "export", "prompt", "dataset", "gate", "mlflow"])
 def test_a_groups_help_imports_nothing_heavy(group):
     assert heavy_imports(group, "--help") == []
 

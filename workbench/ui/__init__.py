@@ -13,6 +13,7 @@ Each page in pages/ is a five-line shim that calls `render()` of its module here
 - `compare_consistency`: pass^k, pass@k and flaky rows over repeats in Compare's summary.
 - `rate`: blind A/B votes and the leaderboard they give.
 - `identity`: who rates: a typed name, or the signed-in user when sign-in (`st.login`) is configured.
+- `mlflow`: "Send to MLflow" on Compare (a sweep) and Prompts (a version), shown only with a tracking URI.
 - `optimize`: plan, run and save a DSPy optimization.
 - `export`: download versions, runs and ratings; import an export.
 """

@@ -1,4 +1,5 @@
-"""The Prompts page: edit chat messages, preview with variables, save versions, diff, labels.
+"""The Prompts page: edit chat messages, preview with variables, save versions, diff, labels, and
+(when an MLflow server is configured) send the chosen version to MLflow's Prompt Registry.
 
 The editor is a form, so typing does not rerun the page; its submit buttons add, remove and
 reorder turns, refresh the preview, or save. The draft lives in session state as plain data
@@ -17,6 +18,7 @@ from workbench.errors import MissingVariableError, TemplateError, WorkbenchError
 from workbench.models import PromptVersion
 from workbench.prompts import diff, store, templates
 from workbench.ui.common import db, error_text, show_error
+from workbench.ui.mlflow import push_version_button
 
 ROLES = list(templates.ROLES)
 NEW = "➕ New prompt"
@@ -103,6 +105,7 @@ def render() -> None:
         _render_editor(choice, current)
     with tab_versions:
         _render_versions(choice, versions)
+        push_version_button(current["id"])
     with tab_labels:
         _render_labels(choice, versions)
 
