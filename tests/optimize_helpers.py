@@ -49,9 +49,32 @@ def answer(server, countries: list[str] | None = None, *, latency: float = 0.0) 
             server.script(f"Capital of {country}?", [Reply(text=capital, latency=latency)])
 
 
-def optimize(**kwargs) -> int:
-    """Create and run an optimization on 'cap' x 'caps' with the fake model; returns its id."""
-    spec = OptimizeSpec(
+def validation_countries(**kwargs) -> list[str]:
+    """The countries an optimization with these settings (see `optimize`) keeps for validation."""
+    from workbench.models import Example
+    from workbench.optimize.run import plan_optimization
+
+    with session_scope() as s:
+        plan = plan_optimization(s, _spec(**kwargs))
+        return [s.get(Example, i).inputs["country"] for i in plan.val_ids]
+
+
+def plant(server, fixed: list[str]) -> None:
+    """Every country answered right, except `fixed`: wrong the first time (the baseline pass) and
+    right after (the optimized pass). With the labelled optimizer (no calls of its own) that plants
+    an improvement on exactly those held-out rows."""
+    answer(server)
+    for country, capital in COUNTRIES:
+        if country in fixed:
+            server.script(f"Capital of {country}?", [Reply(text="I am not sure."), Reply(text=capital)])
+
+
+# One training row and seven held-out rows: enough for a paired test to tell a clear gain.
+PLANTED = {"optimizer": "labeled", "settings": {"k": 1}, "train_fraction": 0.1}
+
+
+def _spec(**kwargs) -> OptimizeSpec:
+    return OptimizeSpec(
         **{
             "prompt": "cap",
             "dataset": "caps",
@@ -61,10 +84,14 @@ def optimize(**kwargs) -> int:
             **kwargs,
         }
     )
+
+
+def optimize(**kwargs) -> int:
+    """Create and run an optimization on 'cap' x 'caps' with the fake model; returns its id."""
     with session_scope() as s:
-        row, _ = create_optimization(s, spec)
+        row, _ = create_optimization(s, _spec(**kwargs))
     run_optimization(row.id)
     return row.id
 
 
-__all__ = ["FAKE", "FAKE2", "answer", "optimize", "setup"]
+__all__ = ["FAKE", "FAKE2", "PLANTED", "answer", "optimize", "plant", "setup", "validation_countries"]

@@ -10,7 +10,8 @@ from tests.optimize_helpers import FAKE, answer, optimize, setup
 from workbench.db import session_scope
 from workbench.errors import NotFoundError, ValidationError
 from workbench.models import Optimization, PromptVersion
-from workbench.optimize.results import proposal_of, request_cancel, require_optimization, rescore, save_result
+from workbench.optimize.rescore import rescore
+from workbench.optimize.results import proposal_of, request_cancel, require_optimization, save_result
 from workbench.optimize.run import OptimizeSpec, plan_optimization
 from workbench.prompts import store
 
@@ -45,10 +46,11 @@ def test_nothing_better_leaves_the_users_version_untouched_and_says_so(env):
     assert row.status == "done", row.log
     assert row.baseline_score == 1.0 and row.final_score == 1.0
     prop = proposal_of(row)
-    assert prop.changed and not prop.improved and not prop.can_save
+    assert prop.changed and not prop.improved and not prop.can_save and prop.can_override
     assert "Nothing better found" in prop.reason
-    with session_scope() as s, pytest.raises(ValidationError, match="Nothing to save"):
+    with session_scope() as s, pytest.raises(ValidationError, match="Nothing better found") as err:
         save_result(s, optimization_id=opt_id)
+    assert err.value.field == "override" and "--" not in str(err.value)
     with session_scope() as s:  # the user's version is untouched and no version was added
         assert [v.number for v in s.exec(select(PromptVersion))] == [version.number]
     # Demos were bootstrapped from the model's own correct answers.
@@ -126,7 +128,9 @@ def test_cancel_stops_within_one_call_and_keeps_what_was_learned(env):
     assert done.status == "cancelled"
     assert env.count() <= calls_at_cancel + 1 and done.lm_calls == env.count()
     assert done.final_score is None and done.program["demos"]  # bootstrapped demos are kept
-    assert proposal_of(done).can_save
+    # Not scored on the held-out rows: no paired test backs it, so only an override saves it.
+    prop = proposal_of(done)
+    assert not prop.can_save and prop.can_override and "no paired test" in prop.reason
 
 
 def test_save_and_rescore_after_cancel(env):
@@ -134,15 +138,19 @@ def test_save_and_rescore_after_cancel(env):
     opt_id = optimize(optimizer="labeled", settings={"k": 2})
     with session_scope() as s:
         row = s.get(Optimization, opt_id)
-        row.final_score = None  # as if the run had stopped before scoring: saving is allowed
+        row.final_score = None  # as if the run had stopped before scoring: only an override saves it
         s.add(row)
     with session_scope() as s:
-        version, created = save_result(s, optimization_id=opt_id)
+        version, created = save_result(s, optimization_id=opt_id, override=True)
         assert created and version.number == 2 and version.source == "dspy"
         parent = store.resolve(s, "cap@1")
         assert version.parent_id == parent.id
+        assert "Saved by override" in version.note
     result = rescore(opt_id)
     assert result.sweep_score == 1.0 and result.rows == 4
+    # The sweep ran the input version too, on the same rows: the paired comparison of the two.
+    assert result.input_score == 1.0 and result.paired["n"] == 4
+    assert result.paired["verdict"] == "not worse" and result.paired["diff"] == 0
     with session_scope() as s:
         row = s.get(Optimization, opt_id)
         version = s.get(PromptVersion, row.output_version_id)

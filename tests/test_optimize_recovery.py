@@ -144,3 +144,67 @@ def test_start_again_plans_a_new_run_with_the_same_settings(env):
     old = _row(opt_id)
     assert new_id != opt_id and new.status == "pending" and new.lm_calls == 0
     assert new.config["spec"] == old.config["spec"] and new.call_cap == old.call_cap
+
+
+def call(*argv: str) -> int:
+    """Run one command without main's error boundary, so typed errors reach the test."""
+    from workbench.cli import build_parser
+
+    args = build_parser().parse_args(list(argv))
+    return args.func(args)
+
+
+def test_optimize_resume_finishes_an_orphan_here_with_its_calls_carried_over(env, capsys):
+    import json
+
+    opt_id = _orphan(env, spent=3)
+    assert call("optimize", "resume", str(opt_id), "--json") == 0
+    out = json.loads(capsys.readouterr().out)
+    val = len(_row(opt_id).config["plan"]["val_ids"])
+    assert out["status"] == "done" and out["call_cap"] == 16
+    assert out["lm_calls"] == 3 + 2 * val == 3 + env.count()  # the 3 spent before count too
+    assert [lost.calls for lost in restarts_of(_row(opt_id))] == [3]
+
+
+def test_optimize_resume_reopens_a_run_its_dead_process_failed(env, capsys):
+    import json
+
+    opt_id = _orphan(env, spent=2, config={"restarts": [{"calls": 1, "phase": "baseline"}] * MAX_RESTARTS})
+    assert recover_orphans() == {opt_id: "failed"}  # the server gives up on it ...
+    assert call("optimize", "resume", str(opt_id), "--json") == 0  # ... a user asking may not
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "done" and out["error"] is None and out["lm_calls"] > 2
+    assert len(restarts_of(_row(opt_id))) == MAX_RESTARTS + 1
+    assert "Resumed on request having spent 2 calls" in _row(opt_id).log
+
+
+def test_optimize_resume_refuses_what_cannot_resume_and_again_starts_over(env, capsys):
+    import json
+    import os
+    import socket
+
+    from workbench.errors import ValidationError
+
+    live = _orphan(env, spent=1, config={"runner": f"{socket.gethostname()}:{os.getpid()}:live"})
+    with pytest.raises(ValidationError, match="is still running") as err:
+        call("optimize", "resume", str(live))
+    assert err.value.field == "optimization"
+    with session_scope() as s:  # the live run finishes
+        row = s.get(Optimization, live)
+        row.status = "done"
+        s.add(row)
+    with pytest.raises(ValidationError, match="cannot resume: it is done") as err:
+        call("optimize", "resume", str(live))
+    assert err.value.field == "restart" and "--" not in str(err.value)
+    assert call("optimize", "again", str(live), "--json") == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["id"] != live and again["status"] == "done" and again["lm_calls"] == env.count()
+
+
+def test_optimize_help_lists_resume_and_again(capsys):
+    from workbench.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["optimize", "--help"])
+    shown = capsys.readouterr().out
+    assert "resume" in shown and "again" in shown

@@ -5,7 +5,7 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.optimize_helpers import FAKE, answer, optimize, setup
+from tests.optimize_helpers import FAKE, PLANTED, answer, optimize, plant, setup, validation_countries
 from workbench import config
 from workbench.db import session_scope
 from workbench.models import Optimization, PromptVersion
@@ -67,17 +67,19 @@ def test_start_runs_in_the_background_and_shows_results(env):
     assert not at.exception
     assert metric(at, "Baseline (validation)") == "1.000" and metric(at, "Calls used") == "8 / 16"
     assert "Nothing better found" in texts(at)
+    assert metric(at, "Verdict") == "not worse" and metric(at, "p-value") == "1"
     assert at.button(key="optimize.save").disabled
 
 
 def test_save_creates_the_next_version_and_rescores_it(env):
     opt_id = optimize(optimizer="labeled", settings={"k": 2})
-    with session_scope() as s:  # as if the run stopped before its final pass: saving is offered
+    with session_scope() as s:  # as if the run stopped before its final pass: only an override saves it
         row = s.get(Optimization, opt_id)
         row.final_score = None
         s.add(row)
     at = open_page()
-    assert "the run stopped early" in texts(at)
+    assert "the run stopped early" in texts(at) and at.button(key="optimize.save").disabled
+    at.checkbox(key="optimize.override").check().run()
     at.button(key="optimize.save").click().run()
     assert not at.exception
     for _ in range(600):
@@ -91,6 +93,51 @@ def test_save_creates_the_next_version_and_rescores_it(env):
     with session_scope() as s:
         version = s.get(PromptVersion, s.get(Optimization, opt_id).output_version_id)
         assert version.number == 2 and version.source == "dspy"
+
+
+def _wait_for_rescore(opt_id: int) -> None:
+    for _ in range(600):  # the re-scoring sweep runs in the background (not a timing assertion)
+        with session_scope() as s:
+            if s.get(Optimization, opt_id).config.get("rescore"):
+                return
+        time.sleep(0.05)
+
+
+def test_a_gain_that_could_be_chance_is_saved_only_by_a_recorded_override(env):
+    env.reset()
+    plant(env, fixed=validation_countries(**PLANTED)[:1])  # one of seven held-out rows fixed
+    opt_id = optimize(**PLANTED)
+    at = open_page()
+    shown = texts(at)
+    assert "Not shown better" in shown and "could be chance" in shown
+    assert metric(at, "Verdict") == "inconclusive" and metric(at, "p-value") == "1"
+    assert metric(at, "Difference (optimized − input)") == "+0.143"
+    assert at.button(key="optimize.save").disabled
+    override = at.checkbox(key="optimize.override")
+    assert "Override" in override.label and "lineage records the override" in override.label
+    override.check().run()
+    assert not at.button(key="optimize.save").disabled
+    at.button(key="optimize.save").click().run()
+    assert not at.exception
+    _wait_for_rescore(opt_id)
+    at.run()
+    assert "saved by override" in texts(at)
+    with session_scope() as s:
+        row = s.get(Optimization, opt_id)
+        saved = row.config["saved"]
+        version = s.get(PromptVersion, row.output_version_id)
+    assert saved["override"] is True and saved["evidence"]["verdict"] == "inconclusive"
+    assert version.number == 2 and "Saved by override" in version.note
+
+
+def test_a_clear_gain_on_the_held_out_rows_is_offered_for_saving(env):
+    env.reset()
+    plant(env, fixed=validation_countries(**PLANTED))  # all seven held-out rows fixed
+    optimize(**PLANTED)
+    at = open_page()
+    assert metric(at, "Verdict") == "better" and "Better on the held-out rows by a paired test" in texts(at)
+    assert not at.button(key="optimize.save").disabled
+    assert not [c for c in at.checkbox if c.key == "optimize.override"]  # nothing to override
 
 
 def test_a_run_lost_with_its_process_says_what_was_lost_and_starts_again(env):

@@ -1,4 +1,10 @@
-"""`python -m workbench optimize run|show|list|cancel|save`: optimize a version with DSPy, and follow it."""
+"""`python -m workbench optimize run|show|list|cancel|save|resume|again`: optimize a version with DSPy.
+
+`save` keeps a proposal only when the paired test on the held-out rows says it is better, unless
+`--override` (older name `--force`) is given; the version's lineage then records the override.
+`resume` finishes an optimization whose process stopped (its calls and cost carry over); `again`
+starts a new one with the same settings.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ older spellings that still work:
   optimize --prompt P --dataset D --model M ...   = optimize run --prompt P ...
   optimize-show ID / optimize-list                = optimize show ID / optimize list
   optimize-cancel ID / optimize-save ID           = optimize cancel ID / optimize save ID
+  optimize save ID --force                        = optimize save ID --override
 """
 
 
@@ -100,77 +107,73 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"optimize cancel {row.id}) ...",
             file=sys.stderr,
         )
+    return _run_here(row.id, args)
+
+
+def _run_here(optimization_id: int, args: argparse.Namespace) -> int:
+    """Run an optimization in this process, save it when asked (and better), and report it."""
     from workbench.optimize.worker import run_optimization
 
-    status = run_optimization(row.id)
+    status = run_optimization(optimization_id)
     saved = None
-    if args.save and status in ("done", "cancelled"):
-        saved = _save(row.id, force=False, rescore=not args.no_rescore, quiet=args.json)
+    if getattr(args, "save", False) and status in ("done", "cancelled"):
+        saved = _save(
+            optimization_id, override=False, rescore=not args.no_rescore, quiet=args.json, strict=False
+        )
     if args.json:
-        print_json({**_summary(row.id), "saved": saved})
+        print_json({**_summary(optimization_id), "saved": saved})
     else:
-        _show(row.id, diff=True)
-    return 0 if status == "done" or (status == "cancelled") else 1
+        _show(optimization_id, diff=True)
+    return 0 if status in ("done", "cancelled") else 1
 
 
-def _save(optimization_id: int, *, force: bool, rescore: bool, quiet: bool = False) -> dict[str, Any] | None:
-    from workbench.optimize.results import proposal_of, require_optimization, save_result
+def _save(
+    optimization_id: int, *, override: bool, rescore: bool, quiet: bool = False, strict: bool = True
+) -> dict[str, Any] | None:
+    """Save the proposal (and re-score it); not `strict`: say why it is not saved instead of failing."""
+    from workbench.optimize.results import proposal_of, require_optimization, save_result, saved_record
     from workbench.prompts import store
 
     with session() as s:
         row = require_optimization(s, optimization_id)
         prop = proposal_of(row)
-        if not prop.can_save and not force:
-            if not quiet:
-                print(f"Not saved: {prop.reason}")
+        if not prop.can_save and not strict:
+            print(f"Not saved: {prop.reason}", file=sys.stderr)
             return None
-        version, created = save_result(s, optimization_id=optimization_id, force=force)
+        version, created = save_result(s, optimization_id=optimization_id, override=override)
         ref = store.resolve_name(s, version)
+        record = saved_record(row) or {}
     if not quiet:
-        print(f"Saved {ref} (source dspy)." if created else f"Identical to {ref}; linked it.")
-    out: dict[str, Any] = {"version": ref, "created": created}
+        how = " by override (recorded in its lineage)" if record.get("override") else ""
+        print(f"Saved {ref} (source dspy){how}." if created else f"Identical to {ref}; linked it{how}.")
+    out: dict[str, Any] = {
+        "version": ref,
+        "created": created,
+        "override": bool(record.get("override")),
+        "evidence": record.get("evidence"),
+    }
     if rescore:
-        from workbench.optimize.results import rescore as run_rescore
+        from workbench.optimize.rescore import rescore as run_rescore
+        from workbench.optimize.rescore import summary_line
 
         result = run_rescore(optimization_id)
         out["rescore"] = result.__dict__
         if not quiet:
-            print(
-                f"Re-scored by sweep #{result.sweep_id}: {present.score(result.sweep_score)} "
-                f"(DSPy: {present.score(result.dspy_score)}). {result.explanation}"
-            )
+            print(summary_line(result))
     return out
 
 
 def _summary(optimization_id: int) -> dict[str, Any]:
-    from workbench.optimize.results import proposal_of, require_optimization, row_comparison
+    from workbench.optimize.results import require_optimization, summary
 
     with session() as s:
-        row = require_optimization(s, optimization_id)
-        prop = proposal_of(row)
-        return {
-            "id": row.id,
-            "status": row.status,
-            "optimizer": row.optimizer,
-            "metric": row.metric,
-            "task_model": row.task_model,
-            "prompt_model": row.prompt_model,
-            "baseline_score": row.baseline_score,
-            "final_score": row.final_score,
-            "lm_calls": row.lm_calls,
-            "call_cap": row.call_cap,
-            "cost_usd": row.cost_usd,
-            "error": row.error,
-            "progress": row.config.get("progress"),
-            "rescore": row.config.get("rescore"),
-            "proposal": {"can_save": prop.can_save, "reason": prop.reason, "messages": prop.messages},
-            "output_version_id": row.output_version_id,
-            "rows": row_comparison(row),
-        }
+        return summary(s, require_optimization(s, optimization_id))
 
 
 def _show(optimization_id: int, *, diff: bool) -> None:
     from workbench.cli.table import table
+    from workbench.optimize.decision import describe
+    from workbench.optimize.rescore import summary_line
     from workbench.optimize.results import diff_text, require_optimization
 
     data = _summary(optimization_id)
@@ -183,6 +186,8 @@ def _show(optimization_id: int, *, diff: bool) -> None:
         print(f"Error: {data['error']}")
     baseline, final = present.score(data["baseline_score"]), present.score(data["final_score"])
     print(f"Validation score: baseline {baseline}, optimized {final}.")
+    if data["paired"]:
+        print(f"Held-out paired test: {data['paired']['verdict']} ({describe(data['paired'])}).")
     if data["rows"]:
         rows = [
             (
@@ -197,6 +202,13 @@ def _show(optimization_id: int, *, diff: bool) -> None:
         ]
         print(table(["inputs", "expected", "baseline", "score", "optimized", "score"], rows, max_width=40))
     print(data["proposal"]["reason"])
+    if data["proposal"]["can_override"] and not data["saved"]:
+        print(f"To save it anyway: python -m workbench optimize save {data['id']} --override")
+    if data["saved"]:
+        how = "by override" if data["saved"]["override"] else "backed by the held-out paired test"
+        print(f"Saved as {data['output_version']}, {how}.")
+    if data["rescore"]:
+        print(summary_line(data["rescore"]))
     if diff:
         with session() as s:
             text = diff_text(s, require_optimization(s, optimization_id))
@@ -265,10 +277,45 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 def cmd_save(args: argparse.Namespace) -> int:
     """Save an optimization's proposal as a new version, then re-score it with a sweep."""
     ensure_db()
-    saved = _save(args.optimization_id, force=args.force, rescore=not args.no_rescore, quiet=args.json)
+    saved = _save(args.optimization_id, override=args.override, rescore=not args.no_rescore, quiet=args.json)
     if args.json:
         print_json(saved)
     return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Finish an optimization whose process stopped, here, with its calls and cost carried over."""
+    from workbench.optimize.recovery import prepare_resume
+
+    ensure_db()
+    with session() as s:
+        outcome = prepare_resume(s, args.optimization_id)
+    if outcome == "failed":  # too few calls left: closed, saying what was lost
+        data = _summary(args.optimization_id)
+        if args.json:
+            print_json(data)
+        else:
+            print(f"Optimization #{data['id']} cannot resume: {data['error']}", file=sys.stderr)
+            print(f"Start it again: python -m workbench optimize again {data['id']}", file=sys.stderr)
+        return 1
+    if not args.json:
+        print(f"Optimization #{args.optimization_id}: {outcome}, running here ...", file=sys.stderr)
+    return _run_here(args.optimization_id, args)
+
+
+def cmd_again(args: argparse.Namespace) -> int:
+    """Start a new optimization with the same settings as another (re-planned: a fresh call cap)."""
+    from workbench.optimize.recovery import start_again
+
+    ensure_db()
+    with session() as s:
+        new_id = start_again(s, args.optimization_id).id
+    if not args.json:
+        print(
+            f"Optimization #{new_id}: the settings of #{args.optimization_id}, running here ...",
+            file=sys.stderr,
+        )
+    return _run_here(new_id, args)
 
 
 def _run_options(container: Any, *, inherit: bool) -> None:
@@ -342,18 +389,34 @@ def _id_verbs(verbs: argparse._SubParsersAction, prefix: str) -> None:
     c.add_argument("--limit", type=int, default=20, help="How many (default 20).")  # not run's --limit
     verb("cancel", "Ask a running optimization to stop (keeps what it learned).", cmd_cancel)
     c = verb("save", "Save an optimization's proposal as a new version and re-score it.", cmd_save)
-    c.add_argument("--force", action="store_true", help="Save even when it scored no better.")
+    c.add_argument(
+        "--override",
+        "--force",
+        dest="override",
+        action="store_true",
+        help="Save even when the paired test on the held-out rows does not say better; the version's "
+        "lineage records the override and the evidence (--force is the older name).",
+    )
     option_adder(c, inherit=not hidden)(
         "--no-rescore", dest="no_rescore", action="store_true", help="Skip the re-scoring sweep."
     )
     option_adder(c, inherit=not hidden)("--json", action="store_true", help="Print JSON.")
+    if hidden:
+        return
+    c = verb(
+        "resume", "Finish an optimization whose process stopped (calls and cost carry over).", cmd_resume
+    )
+    c.add_argument("--json", action="store_true", help="Print a machine-readable summary.")
+    c = verb("again", "Start a new optimization with the same settings as ID, and run it here.", cmd_again)
+    c.add_argument("--json", action="store_true", help="Print a machine-readable summary.")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Register `optimize run|show|list|cancel|save` (run is the default) and the older spellings."""
+    """Register `optimize run|show|list|cancel|save|resume|again` (run is the default) and older spellings."""
     group = sub.add_parser(
         "optimize",
-        help="Optimize a prompt version with DSPy against labelled rows; show, list, cancel, save.",
+        help="Optimize a prompt version with DSPy against labelled rows; show, list, cancel, save, "
+        "resume, again.",
         description="Optimize a version with DSPy. Without a verb, it takes `optimize run`'s options.",
         epilog=ALIASES,
         formatter_class=ALIAS_FORMATTER,

@@ -10,8 +10,13 @@
 - `run`: plan and create an optimization (no DSPy import).
 - `worker`: run one optimization (imports DSPy).
 - `progress`: the run's reporter (progress, log, calls, cost to the row) and best-program callback.
-- `recovery`: optimizations of a dead process: resumed with calls and cost carried over, or failed
-  saying what was lost; start again with the same settings.
-- `results`: cancel, read, save as a version, re-score through a sweep.
+- `capture`: DSPy's prints, progress bars and log records during a run go to the run's log, never
+  to the terminal or stdout.
+- `decision`: the paired test of the proposal against its input on the held-out rows, and whether
+  the proposal is offered for saving (only when better; otherwise only as a recorded override).
+- `recovery`: optimizations of a dead process: resumed with calls and cost carried over (at server
+  start, or on request), or failed saying what was lost; start again with the same settings.
+- `results`: cancel, read, save as a version (with its lineage record), summary.
+- `rescore`: re-score a saved version with a sweep, paired with its input version on the same rows.
 - `dspy_env`: import DSPy offline with its cache switched off.
 """

@@ -34,6 +34,7 @@ class Reporter:
         self.progress: dict[str, Any] = {"phase": "starting", "best_score": None}
         self.kept: dict[str, Any] = {}  # results a restarted run can reuse, written into the row's config
         self.budget: CallBudget | None = None
+        self._live_key: object = None  # the source whose line is still being redrawn (a progress bar)
         self._last_flush = 0.0
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()  # one write at a time, so the last one has the latest count
@@ -43,6 +44,23 @@ class Reporter:
         with self._lock:
             self.lines.append(f"{time.strftime('%H:%M:%S')} {message}")
             del self.lines[:-MAX_LOG_LINES]
+            self._live_key = None
+        self.flush(force=False)
+
+    def live(self, key: object, message: str | None, *, final: bool) -> None:
+        """A line from `key` (a progress bar's writer) that replaces its previous drawing, if that is
+        still the last line; `final` ends it, so the next drawing starts a new line."""
+        with self._lock:
+            if message is not None:
+                line = f"{time.strftime('%H:%M:%S')} {message}"
+                if self._live_key == key and self.lines:
+                    self.lines[-1] = line
+                else:
+                    self.lines.append(line)
+                    del self.lines[:-MAX_LOG_LINES]
+                self._live_key = None if final else key
+            elif final and self._live_key == key:
+                self._live_key = None
         self.flush(force=False)
 
     def phase(self, phase: str, **extra: Any) -> None:

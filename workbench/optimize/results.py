@@ -1,27 +1,25 @@
-"""After a run: read an optimization, cancel it, save its proposal as a version, re-score it.
+"""After a run: read an optimization, cancel it, and save its proposal as a version.
 
-Saving creates version N+1 of the prompt (source = dspy, parent = the input version) and links
-it from the Optimization row. Re-scoring runs a normal sweep of the saved version on the
-validation rows (kept as a small dataset of their own, so the comparison can be re-run later) and
-writes both numbers, DSPy's and the sweep's, to the version's note and the optimization's log.
+Saving creates version N+1 of the prompt (source dspy, parent = the input version) and links it
+from the Optimization row. A proposal is saved only when the paired test on the held-out rows says
+it is better (`decision`), or when the user overrides; either way the row's config "saved" keeps the
+lineage record: whether it was an override, and the evidence (the paired comparison). Re-scoring the
+saved version with a sweep is `rescore`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session, col, select
 
-from workbench import datasets, present
-from workbench.db import session_scope
+from workbench import present
 from workbench.errors import NotFoundError, ValidationError
-from workbench.models import Dataset, Example, Optimization, PromptVersion, Run, Score
-from workbench.optimize.metrics import MetricSpec, score
-from workbench.optimize.run import plan_of, spec_of
+from workbench.models import Dataset, Optimization, PromptVersion, utcnow
+from workbench.optimize.decision import FINISHED, Proposal, describe, held_out, proposal_of
 from workbench.prompts import store
 
-FINISHED = ("done", "cancelled", "failed")
+__all__ = ["FINISHED", "Proposal", "proposal_of", "save_result"]
 
 
 def require_optimization(session: Session, optimization_id: int) -> Optimization:
@@ -44,72 +42,11 @@ def request_cancel(session: Session, *, optimization_id: int) -> Optimization:
         return row
     row.cancel_requested = True
     if row.status == "pending":
-        from workbench.models import utcnow
-
         row.status = "cancelled"
         row.finished_at = utcnow()
     session.add(row)
     session.flush()
     return row
-
-
-@dataclass
-class Proposal:
-    """What a finished optimization proposes, ready to show."""
-
-    messages: list[dict[str, str]] | None
-    params: dict[str, Any]
-    changed: bool
-    improved: bool | None
-    can_save: bool
-    reason: str  # why it can or cannot be saved, in words
-
-
-def proposal_of(row: Optimization) -> Proposal:
-    """The proposed version of an optimization and whether saving it makes sense."""
-    program = row.program or {}
-    messages = program.get("messages")
-    changed = bool(program.get("changed"))
-    improved = program.get("improved")
-    if row.status not in FINISHED:
-        return Proposal(messages, {}, changed, improved, False, "Still running.")
-    if not messages:
-        return Proposal(None, {}, False, None, False, "The optimizer learned nothing to propose.")
-    if not changed:
-        return Proposal(
-            messages,
-            program.get("params", {}),
-            False,
-            improved,
-            False,
-            "The optimizer proposes no change: the input version stays as it is.",
-        )
-    if row.final_score is None:
-        return Proposal(
-            messages,
-            program.get("params", {}),
-            True,
-            None,
-            True,
-            "Not scored on validation (the run stopped early); saving re-scores it with a sweep.",
-        )
-    if improved:
-        return Proposal(
-            messages,
-            program.get("params", {}),
-            True,
-            True,
-            True,
-            f"Better on validation: {_scores(row)}.",
-        )
-    return Proposal(
-        messages,
-        program.get("params", {}),
-        True,
-        False,
-        False,
-        f"Nothing better found ({_scores(row)}): the input version stays as it is.",
-    )
 
 
 def _scores(row: Optimization) -> str:
@@ -167,7 +104,10 @@ def row_comparison(row: Optimization) -> list[dict[str, Any]]:
 def _note(row: Optimization, session: Session) -> str:
     base = session.get(PromptVersion, row.input_version_id)
     ds = session.get(Dataset, row.dataset_id) if row.dataset_id else None
-    scores = "not scored on validation" if row.final_score is None else f"validation {_scores(row)}"
+    scores = "not scored on the held-out rows"
+    paired = held_out(row) if row.final_score is not None else None
+    if paired is not None:
+        scores = f"held-out {_scores(row)}, paired verdict {paired['verdict']} ({describe(paired)})"
     return (
         f"DSPy {row.optimizer} of {store.resolve_name(session, base)} on "
         f"{ds.name if ds else 'a dataset'} ({row.metric}, {row.task_model}): {scores}. "
@@ -176,158 +116,98 @@ def _note(row: Optimization, session: Session) -> str:
 
 
 def save_result(
-    session: Session, *, optimization_id: int, note: str | None = None, force: bool = False
+    session: Session, *, optimization_id: int, note: str | None = None, override: bool = False
 ) -> tuple[PromptVersion, bool]:
-    """Save the proposal as the prompt's next version (source dspy, parent = input); (version, created)."""
+    """Save the proposal as the prompt's next version (source dspy, parent = input); (version, created).
+
+    Refused (ValidationError, field "override") unless the held-out paired test says "better" or
+    `override` is set; with an override the lineage record says so, with the evidence.
+    """
     row = require_optimization(session, optimization_id)
     prop = proposal_of(row)
-    if not prop.can_save and not (force and prop.changed and prop.messages):
+    if not prop.can_save and not prop.can_override:
         raise ValidationError(f"Nothing to save from optimization #{row.id}: {prop.reason}")
+    if not prop.can_save and not override:
+        raise ValidationError(
+            f"Optimization #{row.id} is not saved: {prop.reason} Saving it anyway takes an override, "
+            "which the version's lineage records with this evidence.",
+            field="override",
+        )
+    overridden = not prop.can_save
     base = session.get(PromptVersion, row.input_version_id)
     prompt_name = store.resolve_name(session, base).rsplit("@", 1)[0]
+    text = note or _note(row, session)
+    if overridden:
+        word = prop.paired["verdict"] if prop.paired else "not scored"
+        text = f"{text} Saved by override: the held-out paired test did not say better ({word})."
     version, created = store.save_version(
         session,
         prompt_name=prompt_name,
         messages=prop.messages,
         params=prop.params or base.params,
-        note=(note or _note(row, session))[:4000],
+        note=text[:4000],
         source="dspy",
         parent_id=base.id,
     )
     row.output_version_id = version.id
+    row.config = {**(row.config or {}), "saved": lineage(version, prop, override=overridden)}
+    line = f"saved as {store.resolve_name(session, version)}" + (" by override" if overridden else "")
+    row.log = "\n".join(x for x in ((row.log or "").rstrip("\n"), line) if x)
     session.add(row)
     session.flush()
     return version, created
 
 
-def validation_dataset(session: Session, row: Optimization) -> Dataset:
-    """The optimization's validation rows as a dataset of their own (created once)."""
-    plan = plan_of(row)
-    source = session.get(Dataset, row.dataset_id)
-    name = f"{source.name}.val-opt{row.id}"
-    existing = datasets.get_dataset(session, name)
-    if existing is not None:
-        return existing
-    by_id = {e.id: e for e in session.exec(select(Example).where(col(Example.id).in_(plan.val_ids)))}
-    rows = [{**by_id[i].inputs, "expected": by_id[i].expected} for i in plan.val_ids]
-    columns = [*source.columns, "expected"]
-    table = datasets.ParsedTable(columns, [{c: r.get(c) for c in columns} for r in rows])
-    return datasets.create_dataset(
-        session,
-        name=name,
-        table=table,
-        expected_column="expected",
-        description=f"Validation rows of optimization #{row.id} (re-scoring).",
-    )
-
-
-@dataclass
-class Rescore:
-    """A sweep's score of the saved version next to DSPy's."""
-
-    sweep_id: int
-    sweep_score: float | None
-    dspy_score: float | None
-    rows: int
-    differing_outputs: int
-    failed: int
-    explanation: str
-
-
-def rescore(optimization_id: int) -> Rescore:
-    """Run a normal sweep of the saved version on the validation rows; record both scores."""
-    from workbench.sweeps.execute import execute_sweep
-    from workbench.sweeps.plan import SweepSpec, create_sweep
-
-    with session_scope() as s:
-        row = require_optimization(s, optimization_id)
-        if row.output_version_id is None:
-            raise ValidationError(f"Optimization #{row.id} has no saved version yet; save it first.")
-        metric = MetricSpec.from_dict(spec_of(row).metric)
-        version = s.get(PromptVersion, row.output_version_id)
-        ref = store.resolve_name(s, version)
-        ds = validation_dataset(s, row)
-        from workbench.providers import catalog
-
-        local = catalog.get_model(row.task_model).kind == "local"
-        sweep, _ = create_sweep(
-            s,
-            SweepSpec(
-                prompts=[ref],
-                models=[row.task_model],
-                dataset=ds.name,
-                scoring=metric.scoring_config().to_dict(),
-                stream=False,
-                concurrency=1 if local else 4,
-                name=f"re-score of optimization #{row.id}",
-            ),
-        )
-    execute_sweep(sweep.id)
-    with session_scope() as s:
-        row = require_optimization(s, optimization_id)
-        result = _compare(s, row, sweep.id, metric)
-        line = (
-            f"Re-scored by sweep #{sweep.id}: {present.score(result.sweep_score, dash='n/a')} "
-            f"(DSPy: {present.score(result.dspy_score, dash='n/a')}). "
-            f"{result.explanation}"
-        )
-        row.log = (row.log or "") + ("\n" if row.log else "") + line
-        row.config = {**row.config, "rescore": {**result.__dict__}}
-        s.add(row)
-        version = s.get(PromptVersion, row.output_version_id)
-        if line not in version.note:
-            # The note is a description, not content: the hash and messages never change.
-            version.note = f"{version.note} {line}".strip()[:4000]
-            s.add(version)
-    return result
-
-
-def _compare(session: Session, row: Optimization, sweep_id: int, metric: MetricSpec) -> Rescore:
-    runs = list(session.exec(select(Run).where(Run.sweep_id == sweep_id).order_by(col(Run.id))))
-    examples = {
-        e.id: e
-        for e in session.exec(
-            select(Example).where(col(Example.id).in_([r.example_id for r in runs if r.example_id]))
-        )
+def lineage(version: PromptVersion, prop: Proposal, *, override: bool) -> dict[str, Any]:
+    """The lineage record of a save: the version, whether it overrode the test, and the evidence."""
+    paired = prop.paired
+    return {
+        "version_id": version.id,
+        "override": override,
+        "verdict": paired["verdict"] if paired else None,
+        "evidence": paired,
+        "reason": prop.reason,
+        "at": utcnow().isoformat(),
     }
-    judge_scores = {}
-    if metric.name == "judge":
-        stmt = select(Score).where(col(Score.run_id).in_([r.id for r in runs]), Score.metric == "judge")
-        judge_scores = {sc.run_id: sc.value for sc in session.exec(stmt)}
-    final_rows = (row.program or {}).get("evaluation", {}).get("final", [])
-    values, differing, failed = [], 0, 0
-    for run in runs:
-        ex = examples.get(run.example_id)
-        if run.status != "done" or ex is None:
-            failed += 1
-            continue
-        if metric.name == "judge":
-            value = judge_scores.get(run.id)
-            if value is None:
-                failed += 1
-                continue
-        else:
-            value = score(metric, run.output or "", ex.expected, ex.inputs)
-        values.append(value)
-        if final_rows and ex.position < len(final_rows) and final_rows[ex.position]["output"] != run.output:
-            differing += 1
-    sweep_score = sum(values) / len(values) if values else None
-    dspy_score = row.final_score
-    if dspy_score is None:
-        why = "DSPy did not score this version (the run stopped early); the sweep score is the first."
-    elif sweep_score is not None and abs(sweep_score - dspy_score) < 1e-9:
-        why = "The scores agree."
-    else:
-        reasons = []
-        if differing:
-            temp = (row.program or {}).get("params", {}).get("temperature")
-            reasons.append(
-                f"{differing} of {len(runs)} replies differ from the optimization's "
-                + ("(sampling at temperature > 0)" if temp else "(the provider is not deterministic)")
-            )
-        if failed:
-            reasons.append(f"{failed} cells failed or have no score")
-        if metric.name == "judge":
-            reasons.append("the judge is itself a model and may score the same reply differently")
-        why = "They differ: " + "; ".join(reasons or ["cells reused from the cache were scored again"]) + "."
-    return Rescore(sweep_id, sweep_score, dspy_score, len(runs), differing, failed, why)
+
+
+def saved_record(row: Optimization) -> dict[str, Any] | None:
+    """The lineage record of the save (None before saving, or for a run saved before records existed)."""
+    return (row.config or {}).get("saved")
+
+
+def summary(session: Session, row: Optimization) -> dict[str, Any]:
+    """An optimization as plain JSON-ready data: scores, the held-out paired test, proposal, lineage."""
+    prop = proposal_of(row)
+    output = session.get(PromptVersion, row.output_version_id) if row.output_version_id else None
+    return {
+        "id": row.id,
+        "status": row.status,
+        "optimizer": row.optimizer,
+        "metric": row.metric,
+        "task_model": row.task_model,
+        "prompt_model": row.prompt_model,
+        "baseline_score": row.baseline_score,
+        "final_score": row.final_score,
+        "paired": prop.paired if prop.paired is not None else _held_out_or_none(row),
+        "lm_calls": row.lm_calls,
+        "call_cap": row.call_cap,
+        "cost_usd": row.cost_usd,
+        "error": row.error,
+        "progress": (row.config or {}).get("progress"),
+        "rescore": (row.config or {}).get("rescore"),
+        "proposal": {
+            "can_save": prop.can_save,
+            "can_override": prop.can_override,
+            "reason": prop.reason,
+            "messages": prop.messages,
+        },
+        "output_version_id": row.output_version_id,
+        "output_version": store.resolve_name(session, output) if output else None,
+        "saved": saved_record(row),
+        "rows": row_comparison(row),
+    }
+
+
+def _held_out_or_none(row: Optimization) -> dict[str, Any] | None:
+    return held_out(row) if row.final_score is not None and row.status in FINISHED else None

@@ -2,8 +2,10 @@
 
 Runs in whatever thread calls it (the background runner, or the CLI's main thread), with DSPy
 settings scoped by `dspy.context(...)` to that thread; `dspy.configure` is never called. Progress,
-the log, calls and cost go to the Optimization row as they change, so pages poll the database.
-Every call passes `CallBudget`: cancel and the call cap stop the run within one call, and what
+the log, calls and cost go to the Optimization row as they change, so pages poll the database;
+DSPy's own prints, progress bars and log lines go to that log too (`capture`), never to stdout.
+The two validation passes are compared row by row with a paired test (`decision`), stored with
+the program. Every call passes `CallBudget`: cancel and the call cap stop the run within one call, and what
 was learned so far is kept (the best program an evaluation saw, or the demos bootstrapped so far).
 A run resumed after its process died (`recovery`) starts with the calls and cost already spent,
 reuses its baseline scores when that pass had finished, and runs the optimizer again.
@@ -11,8 +13,6 @@ reuses its baseline scores when that pass had finished, and runs the optimizer a
 
 from __future__ import annotations
 
-import logging
-import threading
 import traceback
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -24,6 +24,8 @@ from workbench.db import session_scope
 from workbench.models import Example, Optimization, PromptVersion, utcnow
 from workbench.optimize import optimizers
 from workbench.optimize.adapter import WorkbenchAdapter, dspy, make_program, make_shape, predictor_of
+from workbench.optimize.capture import captured_output
+from workbench.optimize.decision import compare_held_out, describe, pass_fail_metric
 from workbench.optimize.engine import CallBudget, StopOptimization, make_lm
 from workbench.optimize.metrics import MetricSpec, make_metric
 from workbench.optimize.progress import BestSeen, Reporter
@@ -191,7 +193,10 @@ def _optimize(ctx: _Context, task_lm: Any, prompt_lm: Any) -> str:
     reporter, spec, plan, shape, budget = ctx.reporter, ctx.spec, ctx.plan, ctx.shape, ctx.budget
     metric, train, val = ctx.metric, ctx.train, ctx.val
     best = BestSeen(reporter)
-    with _dspy_log(reporter), dspy.context(lm=task_lm, adapter=WorkbenchAdapter(shape), callbacks=[best]):
+    with (
+        captured_output(reporter) as run_key,
+        dspy.context(lm=task_lm, adapter=WorkbenchAdapter(shape), callbacks=[best], **run_key),
+    ):
         reporter.log(
             f"{spec.optimizer} on {len(train)} training / {len(val)} validation rows, "
             f"cap {plan.call_cap} calls"
@@ -250,7 +255,8 @@ def _optimize(ctx: _Context, task_lm: Any, prompt_lm: Any) -> str:
             except StopOptimization as exc:
                 stop = exc
                 reporter.log(f"final scoring stopped: {exc.message}")
-    return _finish(reporter, shape, ctx.version, program, baseline_rows, final_rows, stop)
+    pass_fail = pass_fail_metric(ctx.metric_spec.name)
+    return _finish(reporter, shape, ctx.version, program, baseline_rows, final_rows, stop, pass_fail)
 
 
 def _unchanged(shape: Any, version: PromptVersion, program: Any) -> bool:
@@ -266,7 +272,7 @@ def _stopped_early(reporter: Reporter, stop: StopOptimization) -> str:
     return status
 
 
-def _finish(reporter, shape, version, program, baseline_rows, final_rows, stop) -> str:
+def _finish(reporter, shape, version, program, baseline_rows, final_rows, stop, pass_fail) -> str:
     baseline = mean(baseline_rows)
     final = mean(final_rows) if final_rows is not None else None
     payload: dict[str, Any] = {
@@ -289,8 +295,11 @@ def _finish(reporter, shape, version, program, baseline_rows, final_rows, stop) 
             dspy=_json_safe(program.dump_state()),
             changed=messages != version.messages,
         )
-        if final is not None:
-            improved = payload["changed"] and final > baseline
+        if final is not None and payload["changed"]:
+            payload["paired"] = compare_held_out(
+                payload["evaluation"]["baseline"], payload["evaluation"]["final"], pass_fail=pass_fail
+            )
+            improved = payload["paired"] is not None and payload["paired"]["verdict"] == "better"
     payload["improved"] = improved
     payload["stopped"] = None if stop is None else {"reason": stop.reason, "message": stop.message}
     status = "done"
@@ -302,13 +311,21 @@ def _finish(reporter, shape, version, program, baseline_rows, final_rows, stop) 
     if program is None:
         reporter.log("no program to propose: the input version stays as it is")
     elif final is None:
-        reporter.log("the proposed version was not scored on validation (stopped); save it to re-score it")
+        reporter.log(
+            "the proposed version was not scored on the held-out rows (stopped): no paired test backs "
+            "it, so saving it is an override"
+        )
     elif improved:
-        reporter.log(f"improved on validation: {present.score(baseline)} -> {present.score(final)}")
+        reporter.log(f"better on the held-out rows by a paired test: {describe(payload['paired'])}")
+    elif payload.get("paired"):
+        reporter.log(
+            f"not shown better on the held-out rows (verdict {payload['paired']['verdict']}; "
+            f"{describe(payload['paired'])}): the input version stays as it is"
+        )
     else:
         reporter.log(
-            f"no improvement on validation ({present.score(baseline)} -> {present.score(final)}): "
-            "the input version stays as it is"
+            f"no change to propose ({present.score(baseline)} -> {present.score(final)} on the held-out "
+            "rows): the input version stays as it is"
         )
     reporter.progress["phase"] = status
     reporter.flush(status=status, final_score=final, program=payload, error=error, finished_at=utcnow())
@@ -319,44 +336,3 @@ def _json_safe(value: Any) -> Any:
     import json
 
     return json.loads(json.dumps(value, default=str))
-
-
-class _DspyLogHandler(logging.Handler):
-    """Copies DSPy log lines into one optimization's log.
-
-    DSPy logs through one global logger, so with several optimizations in one process a line is
-    taken only from the thread that runs this optimization, or from any thread while this is
-    the only optimization running (DSPy's evaluation threads carry no run id).
-    """
-
-    active = 0
-    _count_lock = threading.Lock()
-
-    def __init__(self, reporter: Reporter):
-        super().__init__(logging.INFO)
-        self.reporter = reporter
-        self.thread = threading.get_ident()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.thread != self.thread and _DspyLogHandler.active > 1:
-            return
-        if record.levelno >= logging.WARNING or record.name.startswith("dspy.teleprompt"):
-            self.reporter.log(f"dspy: {record.getMessage()[:500]}")
-
-
-class _dspy_log:  # a context manager used like a function
-    """Copy DSPy's optimizer log lines (and its warnings) into the optimization's log."""
-
-    def __init__(self, reporter: Reporter):
-        self.handler = _DspyLogHandler(reporter)
-        self.logger = logging.getLogger("dspy")
-
-    def __enter__(self):
-        with _DspyLogHandler._count_lock:
-            _DspyLogHandler.active += 1
-        self.logger.addHandler(self.handler)
-
-    def __exit__(self, *exc):
-        self.logger.removeHandler(self.handler)
-        with _DspyLogHandler._count_lock:
-            _DspyLogHandler.active -= 1

@@ -244,6 +244,9 @@ def _optimization_evidence(session: Session, version: PromptVersion) -> list[dic
             "baseline_score": json_safe(o.baseline_score),
             "final_score": json_safe(o.final_score),
             "input_version": _ref(session, session.get(PromptVersion, o.input_version_id)),
+            # The held-out paired test and, when the result was saved against it, the override.
+            "paired": json_safe((o.program or {}).get("paired")),
+            "saved": json_safe((o.config or {}).get("saved")),
         }
         for o in session.exec(stmt)
     ]

@@ -2,9 +2,11 @@
 
 Before starting, the page shows the split, the estimated calls and cost, and the hard call cap.
 The run happens in the background runner; a fragment polls the Optimization row for progress,
-the log tail and Cancel. A finished run shows baseline vs optimized validation scores, the rows
-side by side, and the proposed version as a diff; Save creates version N+1 (source dspy) and
-re-scores it with a normal sweep in the background.
+the log tail (DSPy's own output included) and Cancel. A finished run shows baseline vs optimized
+validation scores, the paired test of the two on the held-out rows, the rows side by side, and the
+proposed version as a diff. Save creates version N+1 (source dspy) and re-scores it, paired with the
+input version, with a normal sweep in the background. Save is offered only when the paired test says
+"better"; otherwise a clearly labelled override saves it, and the version's lineage records that.
 """
 
 from __future__ import annotations
@@ -276,6 +278,7 @@ def _finished(row) -> None:
     m2.metric("Optimized (validation)", present.score(row.final_score), delta=delta)
     m3.metric("Calls used", f"{row.lm_calls} / {row.call_cap}")
     m4.metric("Cost", present.money(row.cost_usd))
+    _paired(prop.paired)
     (st.success if prop.can_save else st.info)(prop.reason)
     table = row_comparison(row)
     if table:
@@ -305,6 +308,24 @@ def _finished(row) -> None:
         st.code(row.log or "", language=None)
 
 
+def _paired(paired: dict[str, Any] | None) -> None:
+    """The held-out paired test of the proposal against its input: verdict, difference, interval, p."""
+    if not paired:
+        return
+    from workbench.optimize.decision import describe
+
+    st.markdown("**Held-out rows: optimized against input, paired by row**")
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Verdict", paired["verdict"])
+    c2.metric("Difference (optimized − input)", present.number(paired["diff"], "+.3f"))
+    c3.metric(
+        f"{1 - paired['alpha']:.0%} interval",
+        f"{present.number(paired['ci_low'], '+.2f')} to {present.number(paired['ci_high'], '+.2f')}",
+    )
+    c4.metric("p-value", present.number(paired["p_value"], ".3g"))
+    st.caption(describe(paired) + ".")
+
+
 def _restarts(row) -> None:
     """Say what each restart after a dead process carried over, so the calls and cost add up."""
     from workbench.optimize.recovery import restarts_of
@@ -318,6 +339,9 @@ def _restarts(row) -> None:
 
 
 def _save_section(row, prop) -> None:
+    from workbench.optimize.rescore import summary_line
+    from workbench.optimize.results import saved_record
+
     rescored = row.config.get("rescore")
     job = f"optimize-rescore-{row.id}"
     if row.output_version_id is not None:
@@ -325,19 +349,32 @@ def _save_section(row, prop) -> None:
             from workbench.models import PromptVersion
 
             ref = store.resolve_name(s, s.get(PromptVersion, row.output_version_id))
-        st.success(f"Saved as {ref} (source dspy, parent = the input version).")
+        record = saved_record(row) or {}
+        how = (
+            " It was saved by override: the held-out paired test did not say better, and its lineage "
+            "records that with the evidence."
+            if record.get("override")
+            else ""
+        )
+        st.success(f"Saved as {ref} (source dspy, parent = the input version).{how}")
         if rescored:
-            st.info(
-                f"Re-scored by sweep #{rescored['sweep_id']}: {present.score(rescored['sweep_score'])} "
-                f"(DSPy: {present.score(rescored['dspy_score'])}). {rescored['explanation']}"
-            )
+            st.info(summary_line(rescored))
         elif runner().error(job) is not None:
             st.error(f"Re-scoring failed: {runner().error(job)}")
         return
-    if st.button("Save as new version", type="primary", disabled=not prop.can_save, key="optimize.save"):
-        from workbench.optimize.results import rescore, save_result
+    override = False
+    if prop.can_override:
+        override = st.checkbox(
+            "Override: save it although the paired test on the held-out rows does not say it is better "
+            "(the version's lineage records the override and the evidence)",
+            key="optimize.override",
+        )
+    allowed = prop.can_save or override
+    if st.button("Save as new version", type="primary", disabled=not allowed, key="optimize.save"):
+        from workbench.optimize.rescore import rescore
+        from workbench.optimize.results import save_result
 
         with db() as s:
-            version, _ = save_result(s, optimization_id=row.id)
+            version, _ = save_result(s, optimization_id=row.id, override=override and not prop.can_save)
         runner().submit(job, rescore, row.id)
         st.success(f"Saved as version {version.number}; re-scoring it with a sweep ...")
