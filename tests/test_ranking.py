@@ -24,6 +24,7 @@ from workbench.rating.ranking import (
     ci_rank,
     elo,
     leaderboard,
+    length_control_note,
     pair_table,
     win_matrix,
 )
@@ -246,10 +247,51 @@ def test_length_control_needs_lengths_on_every_vote():
     partial = [*votes, Vote("plain", "terse", "a")]  # one vote without lengths
     board = leaderboard(partial, rounds=50, length_control=True)
     assert board.attrs["length_control"] is False and board.attrs["length_coef_ci"] is None
+    assert board.attrs["length_note"] == (
+        "Length control needs both output lengths on every vote, and 1 vote has none; "
+        "the scores are not length-controlled."
+    )
     assert board.equals(leaderboard(partial, rounds=50))
     with pytest.raises(ValidationError, match="length"):
         Vote("x", "y", "a", len_a=-1, len_b=3)
     assert as_votes([{"a": "x", "b": "y", "verdict": "a", "len_a": 10, "len_b": 20}])[0].len_b == 20
+
+
+def test_length_control_needs_enough_votes_on_outputs_of_different_length():
+    votes = simulate_lengths(btfit.MIN_LENGTH_VOTES, beta=0.6, seed=3)
+    same_length = [Vote("plain", "terse", "a", len_a=300, len_b=300)] * 5  # tell nothing about length
+    few = [*votes[1:], *same_length]
+    board = leaderboard(few, rounds=50, length_control=True)
+    assert board.attrs["length_control"] is False
+    assert board.attrs["length_coef"] is None and board.attrs["length_coef_ci"] is None
+    assert board.attrs["length_note"] == (
+        f"Not enough votes for length control (need {btfit.MIN_LENGTH_VOTES}, have "
+        f"{btfit.MIN_LENGTH_VOTES - 1} on outputs of different length); the scores are not length-controlled."
+    )
+    assert board.equals(leaderboard(few, rounds=50))  # the plain fit, not a noisy coefficient
+    assert bradley_terry(few, length_control=True) == bradley_terry(few)
+    assert length_control_note(few) == board.attrs["length_note"]
+    assert leaderboard(few, rounds=50).attrs["length_note"] is None  # not asked for: nothing to say
+
+    enough = leaderboard(votes, rounds=50, length_control=True)
+    assert enough.attrs["length_control"] is True and enough.attrs["length_note"] is None
+    assert math.isfinite(enough.attrs["length_coef"])
+
+
+def test_length_control_counts_a_pair_rated_by_several_raters_once():
+    pairs = btfit.MIN_LENGTH_ITEMS - 1
+    votes = simulate_lengths(pairs, beta=0.6, seed=4)
+    # Each rated pair judged by three raters (enough votes): the bootstrap draws them together.
+    shared = [dataclasses.replace(v, pair_id=f"p{k}", rater=r) for k, v in enumerate(votes) for r in "xyz"]
+    assert len(shared) >= btfit.MIN_LENGTH_VOTES
+    board = leaderboard(shared, rounds=50, length_control=True)
+    assert board.attrs["length_control"] is False
+    assert board.attrs["length_note"] == (
+        f"Not enough rated pairs for length control (need {btfit.MIN_LENGTH_ITEMS} pairs of outputs of "
+        f"different length, have {pairs}); the scores are not length-controlled."
+    )
+    unshared = [dataclasses.replace(v, pair_id="") for v in shared]
+    assert length_control_note(unshared) is None  # the same votes, each its own pair
 
 
 # ---------------------------------------------------------------------------------------------

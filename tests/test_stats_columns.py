@@ -97,6 +97,33 @@ def test_continuous_metric_uses_the_permutation_test():
     assert result.diff == pytest.approx(0.2 / 6)  # judge = 0.5 + 0.1 * right in planted()
 
 
+def test_intervals_stay_within_what_the_metric_can_differ_by():
+    # Two rows: the t interval (t = 12.7 at one degree of freedom) would run far past -1 and +1.
+    df = frame(
+        [
+            (V1, 1, 0, "done", 1.0, 0.0),
+            (V1, 2, 0, "done", 0.0, 0.75),
+            (V1, 1, 1, "done", 0.0, 0.0),  # a second repeat: pass rates, no longer 0/1
+            (V2, 1, 0, "done", 1.0, 1.0),
+            (V2, 2, 0, "done", 1.0, 1.0),
+        ]
+    )
+    [exact] = compare_columns(df, "exact", V1)
+    [judge] = compare_columns(df, "judge", V1)  # the judge's 1-5 is scaled onto 0-1
+    assert exact.test == judge.test == "sign-flip permutation"
+    assert (exact.ci_low, exact.ci_high) == (-1.0, 1.0) and (judge.ci_low, judge.ci_high) == (-1.0, 1.0)
+    length = pd.DataFrame(
+        {
+            "column": [V1, V1, V2, V2],
+            "example_id": [1, 2, 1, 2],
+            "status": ["done"] * 4,
+            metrics.get("length").column: [10.0, 40.0, 30.0, 45.0],
+        }
+    )
+    [chars] = compare_columns(length, "length", V1)  # characters: no range to clip to
+    assert chars.ci_low < -1 and chars.ci_high > 1
+
+
 def test_adhoc_rows_pair_up_across_columns():
     df = frame([(V1, None, r, "done", float(r % 2), None) for r in range(4)])
     df = pd.concat([df, frame([(V2, None, r, "done", 1.0, None) for r in range(4)])], ignore_index=True)

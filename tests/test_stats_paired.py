@@ -173,6 +173,43 @@ def test_t_interval_covers_the_true_difference_at_about_95_percent(n, kind):
     assert 0.935 <= float(np.mean(hits)) <= 0.965
 
 
+def test_intervals_on_averaged_pass_rates_stay_within_minus_one_to_one():
+    # Three rows, three repeats each averaged: the t interval's half-width on so few rows often
+    # runs past -1 or +1, where no difference of pass rates can lie.
+    rng = np.random.default_rng(7)
+    reps, n = 2000, 3
+    pa = rng.random((reps, n))
+    pb = np.clip(pa + rng.normal(0.1, 0.3, size=(reps, n)), 0, 1)
+    a, b = rng.binomial(3, pa) / 3, rng.binomial(3, pb) / 3
+    truth = (pb - pa).mean(axis=1)  # the expected difference of these rows' pass rates
+    results = [compare_paired(x, y, pass_fail=True, flips=200) for x, y in zip(a, b, strict=True)]
+    assert all(-1 <= r.ci_low <= r.diff <= r.ci_high <= 1 for r in results)
+    averaged = [k for k, r in enumerate(results) if r.test == SIGN_FLIP and r.ci_low < r.ci_high]
+    raw = [t_interval(b[k] - a[k]) for k in averaged]
+    # Measured: 53% of the raw t intervals leave [-1, 1] (about 3 in 4 at two rows, 1 in 20 at five).
+    assert np.mean([lo < -1 or hi > 1 for lo, hi in raw]) > 0.4
+    # Clipping only cuts off impossible differences: every interval covers the truth exactly when
+    # the raw one did.
+    clipped = [(results[k].ci_low, results[k].ci_high) for k in averaged]
+    assert [lo <= truth[k] <= hi for k, (lo, hi) in zip(averaged, clipped, strict=True)] == [
+        lo <= truth[k] <= hi for k, (lo, hi) in zip(averaged, raw, strict=True)
+    ]
+
+
+def test_one_averaged_row_gives_the_whole_range_and_values_must_fit_it():
+    one = compare_paired([1 / 3], [1.0], pass_fail=True)
+    assert one.test == SIGN_FLIP and (one.ci_low, one.ci_high) == (-1.0, 1.0)
+    # On a 0-10 scale differences lie in [-10, 10]; the raw t interval here is about [-25, 32].
+    scaled = compare_paired([0.0, 10.0, 0.0], [10.0, 0.0, 10.0], pass_fail=False, bounds=(0, 10))
+    assert (scaled.ci_low, scaled.ci_high) == (-10.0, 10.0)
+    unbounded = compare_paired([0.0, 10.0, 0.0], [10.0, 0.0, 10.0], pass_fail=False)
+    assert unbounded.ci_low < -20 and unbounded.ci_high > 30
+    with pytest.raises(ValidationError, match="outside the metric's range"):
+        compare_paired([0.5, 1.5], [1.0, 1.0], pass_fail=True)
+    with pytest.raises(ValidationError, match="bounds"):
+        compare_paired([0.5], [1.0], pass_fail=False, bounds=(1, 1))
+
+
 # ---------------------------------------------------------------------------------------------
 # Degenerate inputs
 # ---------------------------------------------------------------------------------------------

@@ -27,6 +27,16 @@ from workbench.errors import WorkbenchError
 PRIOR_PRECISION = 1e-3
 
 
+# Length control fits one more parameter, and only votes on outputs of different length inform it.
+# Below these counts its coefficient is mostly noise. Simulated (3 entries, raters preferring longer
+# outputs by 104 Elo points per sd of the length difference, 550 data sets per size): at 10 votes the
+# middle half of the fitted coefficients spans -54 to +642 and its 95% interval covers the truth 85%
+# of the time; at 30, 92% with a median width of 770 points; at 50, 94-95% (width 460) with the median
+# fit within 10% of the truth. With three raters per pair the bootstrap resamples pairs, and with no
+# true effect the interval excluded 0 in 9% of data sets at 20 pairs, 6.5% at 30 (200 each).
+MIN_LENGTH_VOTES = 50
+MIN_LENGTH_ITEMS = 30
+
 _MAX_ITER = 200
 _STEP_TOL = 1e-10
 
@@ -141,6 +151,38 @@ def length_covariate(len_a: Sequence[float], len_b: Sequence[float]) -> np.ndarr
     x = np.divide(la - lb, total, out=np.zeros_like(total), where=total > 0)
     rms = float(np.sqrt(np.mean(x * x))) if len(x) else 0.0
     return x / rms if rms > 0 else x
+
+
+def length_note(
+    len_a: Sequence[float | None], len_b: Sequence[float | None], items: Sequence[str] = ()
+) -> str | None:
+    """Why length control cannot be fitted on votes with these output lengths, or None when it can.
+
+    It needs both lengths on every vote, at least MIN_LENGTH_VOTES votes on outputs of different
+    length, and those spread over at least MIN_LENGTH_ITEMS rated pairs (`items`: per-vote pair
+    keys; votes sharing a key, several raters on one pair, count once, as `resample` draws them
+    together; a vote without a key is its own pair).
+    """
+    missing = sum(1 for a, b in zip(len_a, len_b, strict=True) if a is None or b is None)
+    if missing:
+        verb = "vote has" if missing == 1 else "votes have"
+        return (
+            f"Length control needs both output lengths on every vote, and {missing} {verb} none; "
+            "the scores are not length-controlled."
+        )
+    differ = [k for k, (a, b) in enumerate(zip(len_a, len_b, strict=True)) if a != b]
+    if len(differ) < MIN_LENGTH_VOTES:
+        return (
+            f"Not enough votes for length control (need {MIN_LENGTH_VOTES}, have {len(differ)} on "
+            "outputs of different length); the scores are not length-controlled."
+        )
+    pairs = len({(items[k] if k < len(items) else "") or f"vote {k}" for k in differ})
+    if pairs < MIN_LENGTH_ITEMS:
+        return (
+            f"Not enough rated pairs for length control (need {MIN_LENGTH_ITEMS} pairs of outputs of "
+            f"different length, have {pairs}); the scores are not length-controlled."
+        )
+    return None
 
 
 def _objective(theta: np.ndarray, x: np.ndarray, w1: np.ndarray, w0: np.ndarray) -> np.ndarray:

@@ -59,8 +59,10 @@ def leaderboard_for(
     Every entry with a done run is listed (unvoted ones score the base 1000 with 0 votes).
     Columns: ranking.LEADERBOARD_COLUMNS, then runs, each scored metric's `Metric.mean_column`, cost_usd
     (total; NaN when any run is unpriced), cost_per_run_usd, latency_p50_ms. Missing numbers are NaN.
-    `length_control` fits with the output length difference as a covariate; `attrs` carries
-    ranking.leaderboard's length_control, length_coef and length_coef_ci.
+    `length_control` fits with the output length difference as a covariate when the votes allow it;
+    `attrs` carries ranking.leaderboard's length_control, length_coef, length_coef_ci and
+    length_note (why it was asked for but not applied, e.g. "Not enough votes for length control
+    (need 30, have 4 ...)": show that instead of a coefficient).
     """
     votes = load_votes(session, sweep_id=sweep_id, by=by)
     return _leaderboard(session, sweep_id, by, votes, rounds=rounds, seed=seed, length_control=length_control)
@@ -138,8 +140,8 @@ def ranking_report(
 ) -> dict:
     """Everything a ranking view shows: leaderboard, pair table, position bias, rater agreement.
 
-    The leaderboard's attrs say whether length control applied and what length is worth
-    (see leaderboard_for).
+    The leaderboard's attrs say whether length control applied and what length is worth, or why it
+    did not apply (see leaderboard_for).
     """
     votes = load_votes(session, sweep_id=sweep_id, by=by)
     board = _leaderboard(

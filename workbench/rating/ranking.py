@@ -192,9 +192,16 @@ def _to_scores(theta: np.ndarray, scale: float, base: float) -> np.ndarray:
     return base + scale * theta / math.log(10.0)
 
 
+def length_control_note(votes: Iterable[Vote | Mapping[str, Any]]) -> str | None:
+    """Why length control cannot be fitted on these votes (a sentence), or None when it can
+    (btfit.length_note: lengths on every vote, enough votes and rated pairs with a length difference)."""
+    vs = as_votes(votes)
+    return btfit.length_note([v.len_a for v in vs], [v.len_b for v in vs], [v.pair_id for v in vs])
+
+
 def _length_covariate(votes: list[Vote]) -> np.ndarray | None:
-    """btfit.length_covariate of the votes' output lengths; None unless every vote has both."""
-    if not votes or any(v.len_a is None or v.len_b is None for v in votes):
+    """btfit.length_covariate of the votes' output lengths; None when length_control_note objects."""
+    if length_control_note(votes) is not None:
         return None
     return btfit.length_covariate([v.len_a for v in votes], [v.len_b for v in votes])
 
@@ -232,8 +239,9 @@ def bradley_terry(
     base 1000) under a tiny Gaussian prior (btfit.PRIOR_PRECISION), which keeps an entry that never
     loses finite and centres the scores so their mean is `base`. Ties and both_bad count half a
     win to each side. `entries` adds names without votes; they score `base`. Entries in separate,
-    never-compared groups are each centred on `base` and not comparable. With `length_control`
-    and lengths on every vote, the output length difference is a covariate (see `leaderboard`).
+    never-compared groups are each centred on `base` and not comparable. With `length_control`,
+    when the votes allow it (length_control_note), the output length difference is a covariate
+    (see `leaderboard`).
     """
     vs = as_votes(votes)
     names = _entries(vs, entries)
@@ -387,9 +395,11 @@ def leaderboard(
     `length_control` (Chatbot Arena's style control) fits P(A wins) = sigmoid(theta_A - theta_B +
     beta * z), z the standardised normalised length difference of the two outputs, so an entry
     does not win on verbosity alone; scores and intervals are then the length-controlled ones. It
-    applies only when every vote carries len_a and len_b. `attrs` records "length_control"
-    (whether it applied), "length_coef" (beta in Elo points per standard deviation of z: what a
-    typically longer output gains) and "length_coef_ci" (its bootstrap interval), else None.
+    applies only when the votes allow it (length_control_note: lengths on every vote, enough votes
+    and rated pairs with a length difference). `attrs` records "length_control" (whether it
+    applied), "length_coef" (beta in Elo points per standard deviation of z: what a typically
+    longer output gains) and "length_coef_ci" (its bootstrap interval), else None; "length_note"
+    is the sentence saying why it was asked for but not applied, else None.
     """
     _check_alpha(alpha)
     vs = as_votes(votes)
@@ -417,6 +427,7 @@ def leaderboard(
     df.attrs["length_control"] = applied
     df.attrs["length_coef"] = float(full[m] * to_elo) if applied else None
     df.attrs["length_coef_ci"] = _percentile(samples[:, m] * to_elo, alpha, 0.0) if applied else None
+    df.attrs["length_note"] = length_control_note(vs) if length_control and not applied else None
     return df
 
 

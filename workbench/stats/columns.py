@@ -27,6 +27,20 @@ def _metric(metric: str | metrics.Metric) -> metrics.Metric:
     return metric if isinstance(metric, metrics.Metric) else metrics.get(metric)
 
 
+def value_range(metric: metrics.Metric, values: pd.DataFrame | None = None) -> tuple[float, float] | None:
+    """(0, 1) for a metric scored on 0-1 (pass/fail, or with a better direction: the judge's 1-5 is
+    scaled onto 0-1), so paired intervals are clipped to [-1, 1]; None for an unbounded metric
+    (length), or when `values` holds anything outside 0-1 (a metric this rule does not know)."""
+    if not metric.pass_fail and metric.higher_is_better is None:
+        return None
+    if values is not None and not metric.pass_fail:
+        seen = values.to_numpy(dtype=float)
+        seen = seen[~pd.isna(seen)]
+        if seen.size and (seen.min() < 0 or seen.max() > 1):
+            return None
+    return (0.0, 1.0)
+
+
 def row_keys(df: pd.DataFrame) -> pd.Series:
     """The row each cell belongs to: its example_id, or its variables (as JSON) for an ad-hoc row."""
 
@@ -148,7 +162,8 @@ def compare_columns(
 
     Column names may be given as unique parts of labels (see `resolve_column`); `others` defaults
     to every other column, in summary order. Repeats are averaged per row first. With more than
-    one comparison, p_adjusted holds the Holm-adjusted p-values. Each result carries the labels,
+    one comparison, p_adjusted holds the Holm-adjusted p-values. Intervals stay within the
+    differences the metric can take (see `value_range`). Each result carries the labels,
     the metric name, its n (rows both columns have) and the most repeats averaged into a row.
     The difference is always candidate minus baseline; `paired.significance_word` takes the
     metric's direction (Metric.higher_is_better) to turn it into better or worse.
@@ -165,6 +180,7 @@ def compare_columns(
         raise ValidationError(f"Column '{base}' cannot be compared with itself.", field="column")
     cells = _scored(df, m)
     means = row_means(df, m)
+    bounds = value_range(m, means)
     repeats = cells.groupby(["column", "row"]).size() if not cells.empty else pd.Series(dtype=int)
     results = []
     for label in dict.fromkeys(targets):
@@ -180,6 +196,7 @@ def compare_columns(
             alpha=alpha,
             seed=seed,
             flips=flips,
+            bounds=bounds,
         )
         results.append(replace(result, a_label=base, b_label=label, metric=m.name, repeats=most))
     return with_holm(results)

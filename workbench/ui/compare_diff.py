@@ -2,8 +2,9 @@
 
 The statistics are `workbench.stats`: paired over dataset rows (repeats averaged per row first,
 so the row is the unit), the difference with its 95% interval, a p-value Holm-adjusted over the
-columns compared on each metric, the discordant rows of a pass/fail metric, the test used and a
-verdict word, plus a forest plot of the intervals. Where nothing is detectable it says how many
+columns compared on each metric, the discordant rows of a pass/fail metric (McNemar on 0/1 rows;
+with repeats averaged, the rows where one side's pass rate is higher), the test used and a verdict
+word, plus a forest plot of the intervals. Where nothing is detectable it says how many
 rows a 5-point difference would need. This module only picks, caches and draws.
 """
 
@@ -18,7 +19,7 @@ from workbench import metrics, present
 from workbench.errors import WorkbenchError
 from workbench.stats import power
 from workbench.stats.columns import column_labels, compare_columns
-from workbench.stats.paired import BETTER, NO_DIFFERENCE, WORSE, PairedResult, significance_word
+from workbench.stats.paired import BETTER, MCNEMAR, NO_DIFFERENCE, WORSE, PairedResult, significance_word
 from workbench.ui.common import show_error
 
 ALPHA = 0.05
@@ -68,8 +69,30 @@ def _test_text(result: PairedResult) -> str:
     return text if result.repeats <= 1 else f"{text}; up to {result.repeats} repeats averaged per row"
 
 
+def row_counts(result: PairedResult) -> dict[str, str]:
+    """The rows the test rests on, under headers that say what they count.
+
+    Discordant rows (only one side right) exist only for McNemar on 0/1 rows; with repeats averaged
+    a row holds pass rates, and the sign-flip test weighs the rows where one side's rate is higher.
+    A continuous metric has neither (a dash).
+    """
+    mcnemar = result.test == MCNEMAR
+    averaged = not mcnemar and result.a_only is not None
+
+    def count(value: int | None, show: bool) -> str:
+        return present.number(value, "d") if show else present.DASH
+
+    return {
+        "rows won by baseline": count(result.a_only, mcnemar),
+        "rows won by this column": count(result.b_only, mcnemar),
+        "rows baseline higher": count(result.a_only, averaged),
+        "rows this column higher": count(result.b_only, averaged),
+    }
+
+
 def table_rows(results: dict[str, list[PairedResult]]) -> list[dict[str, object]]:
-    """One display row per column x metric: means, Δ, interval, p, n, discordant rows, test, verdict."""
+    """One display row per column x metric: means, Δ, interval, p, n, the rows the test rests on
+    (see `row_counts`), test, verdict."""
     rows = []
     for name, found in results.items():
         m = metrics.get(name)
@@ -89,8 +112,7 @@ def table_rows(results: dict[str, list[PairedResult]]) -> list[dict[str, object]
                     ),
                     "p (Holm)": p_text(r.p) if r.n else present.DASH,
                     "rows": r.n,
-                    "rows won by baseline": present.number(r.a_only, "d"),
-                    "rows won by this column": present.number(r.b_only, "d"),
+                    **row_counts(r),
                     "test": _test_text(r) if r.n else present.DASH,
                     "verdict": verdict(r, m),
                     "rows to detect 5 points": present.number(needed, ",d"),
@@ -206,8 +228,9 @@ def render(df: pd.DataFrame, cache_key: tuple) -> None:
         "Δ = column − baseline, paired over the dataset rows both have scores for (failed or pending "
         "cells leave their row out; repeats are averaged per row first). p is Holm-adjusted over the "
         f"columns compared on each metric; a verdict needs p ≤ {ALPHA} and an interval that excludes 0. "
-        "Rows won: for a pass/fail metric, rows where one side was right and the other wrong (with "
-        "repeats, where one side's pass rate is higher)."
+        "Rows won: for a pass/fail metric with one repeat (exact McNemar), rows where one side was right "
+        "and the other wrong. Rows higher: with repeats averaged per row (sign-flip test), rows where "
+        "one side's pass rate is higher; a row is then a rate, not right or wrong."
     )
     _nothing_detected(results, baseline)
     fig = forest_figure(results)

@@ -12,14 +12,15 @@ from typing import Any
 
 import streamlit as st
 
-from workbench import datasets, metrics, present
+from workbench import config, datasets, metrics, present
 from workbench.errors import ValidationError, WorkbenchError
 from workbench.prompts import store, templates
 from workbench.providers import catalog
+from workbench.stats import sizing
 from workbench.sweeps.lifecycle import prepare_resume, request_cancel
 from workbench.sweeps.plan import SweepSpec, create_sweep, parse_param_values, preview, require_sweep
 from workbench.sweeps.scoring import SCORERS
-from workbench.sweeps.summary import latest_runs, list_sweeps, progress
+from workbench.sweeps.summary import data_version, latest_runs, list_sweeps, progress
 from workbench.ui.background import start_sweep
 from workbench.ui.common import db, errors_shown, show_error
 
@@ -180,6 +181,10 @@ def _render_builder() -> None:
     )
     if plan.unpriced_models:
         st.caption(f"No price known for {', '.join(plan.unpriced_models)}: its cost shows as unknown.")
+    subject = (
+        "Typed variables make" if source == AD_HOC else "This sweep uses" if limit else "Your dataset has"
+    )
+    _rows_before(versions, plan.rows, subject)
     if st.button("Start sweep", type="primary", key="run.start"):
         try:
             with db() as s:
@@ -191,6 +196,53 @@ def _render_builder() -> None:
         state["run.sweep_id"] = sweep_id
         start_sweep(sweep_id)
         st.rerun()
+
+
+@st.cache_data(max_entries=32, show_spinner="Estimating the rows needed ...")
+def _estimate(url: str, sweep_ids: tuple[int, ...], seen: tuple, versions: tuple[str, ...]):
+    """sizing.estimate_from_sweeps, once per database, sweeps (and their data) and chosen versions."""
+    with db() as s:
+        return sizing.estimate_from_sweeps(s, list(sweep_ids), versions=list(versions))
+
+
+def _estimate_for(sweep_ids: list[int], versions: list[str]) -> sizing.RowsEstimate | None:
+    with db() as s:
+        seen = tuple(data_version(s, i) for i in sweep_ids)  # a re-scored sweep is estimated again
+    return _estimate(config.database_url(), tuple(sweep_ids), seen, tuple(versions))
+
+
+def _show_estimate(found: sizing.RowsEstimate, rows: int, subject: str, *, this_sweep: bool = False) -> None:
+    text = found.sentence(rows, subject=subject, this_sweep=this_sweep)
+    if found.rows_needed is None:
+        st.caption(text)
+        return
+    st.info(text, icon="📏")
+    st.caption(found.detail())
+
+
+def _rows_before(versions: list[str], rows: int, subject: str) -> None:
+    """Before a sweep: the rows a 5-point difference needs, from the last finished sweep of the prompt."""
+    with db() as s:
+        sweep_ids = sizing.finished_sweeps(s, versions)
+    if not sweep_ids:
+        names = sorted({v.rsplit("@", 1)[0] for v in versions})
+        st.caption(
+            f"No finished sweep of {', '.join(names)} yet: after one, this shows how many rows it takes "
+            "to tell two versions apart."
+        )
+        return
+    found = _estimate_for(sweep_ids, versions)
+    if found is not None:
+        _show_estimate(found, rows, subject)
+
+
+def _rows_after(sweep_id: int) -> None:
+    """After a sweep: the same figure, measured on the sweep itself."""
+    with db() as s:
+        rows = int((require_sweep(s, sweep_id).config.get("plan") or {}).get("rows") or 0)
+    found = _estimate_for([sweep_id], [])
+    if found is not None and rows:
+        _show_estimate(found, rows, "This sweep used", this_sweep=True)
 
 
 def _needed_variables(session: Any, versions: list[str]) -> list[str]:
@@ -284,6 +336,8 @@ def _progress_panel(sweep_id: int) -> None:
     if p.status == "pending" and p.remaining and not p.cancel_requested:
         # Planned but no executor here (e.g. created from the CLI): run it in the background.
         start_sweep(sweep_id)
+    if p.status == "done" and not p.remaining:
+        _rows_after(sweep_id)
     with db() as s:
         latest = latest_runs(s, sweep_id)
     if latest:
