@@ -7,11 +7,18 @@ import random
 
 import pytest
 
-from tests.test_ratings import prefer_version_1, rate_all, setup_rating_env, version_sweep
+from tests.test_ratings import (
+    add_length_votes,
+    length_sweep,
+    prefer_version_1,
+    rate_all,
+    setup_rating_env,
+    version_sweep,
+)
 from workbench.cli import build_parser, main
 from workbench.db import session_scope
 from workbench.errors import NotFoundError, ValidationError
-from workbench.rating import pairs
+from workbench.rating import btfit, pairs
 
 PLANTED = "sk-planted-SECRET-ratings-0123"
 
@@ -29,6 +36,27 @@ def rated(fake_server, tmp_path, monkeypatch):
     rate_all(sweep_id, "version", "ann", prefer_version_1)
     rate_all(sweep_id, "version", "bob", prefer_version_1, seed_=2)
     return sweep_id
+
+
+@pytest.fixture
+def length_rated(fake_server, tmp_path, monkeypatch):
+    """A sweep with 30 pairs of outputs of different length, each voted on once (too few votes)."""
+    setup_rating_env(fake_server, tmp_path, monkeypatch)
+    sweep_id = length_sweep(fake_server)
+    assert add_length_votes(sweep_id, raters=("ann",)) < btfit.MIN_LENGTH_VOTES
+    return sweep_id
+
+
+def few_votes_note(have: int) -> str:
+    return (
+        f"Not enough votes for length control (need {btfit.MIN_LENGTH_VOTES}, have {have} on outputs "
+        "of different length); the scores are not length-controlled."
+    )
+
+
+def length_line(out: str) -> str:
+    (line,) = [line for line in out.splitlines() if line.startswith("Length control")]
+    return line
 
 
 def vote_with_comment(sweep_id: int, comment: str) -> None:
@@ -75,28 +103,53 @@ def test_ratings_json(rated, capsys):
     assert data["position_bias"]["n"] == 6 and data["agreement"]["items"] == 3
 
 
-def test_ratings_json_with_length_control_gives_the_coefficient(rated, capsys):
-    assert call("ratings", str(rated), "--rounds", "20", "--json") == 0
-    assert json.loads(capsys.readouterr().out)["length_control"] == {
+def test_ratings_json_with_length_control_gives_the_coefficient(length_rated, capsys):
+    sweep = str(length_rated)
+    assert call("ratings", sweep, "--rounds", "20", "--json") == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert plain["length_control"] == {"applied": False, "coef": None, "coef_ci": None, "note": None}
+    # 30 votes: asked for, not applied, and the note says why; the plain fit stands.
+    assert call("ratings", sweep, "--rounds", "20", "--json", "--length-control") == 0
+    few = json.loads(capsys.readouterr().out)
+    assert few["length_control"] == {
         "applied": False,
         "coef": None,
         "coef_ci": None,
+        "note": few_votes_note(30),
     }
-    assert call("ratings", str(rated), "--rounds", "20", "--json", "--length-control") == 0
+    assert few["leaderboard"] == plain["leaderboard"]
+
+    add_length_votes(length_rated, raters=("bob",), seed_=1)  # 60 votes on the 30 pairs
+    assert call("ratings", sweep, "--rounds", "20", "--json", "--length-control") == 0
     data = json.loads(capsys.readouterr().out)
     length = data["length_control"]
-    assert length["applied"] is True and isinstance(length["coef"], float)
+    assert length["applied"] is True and isinstance(length["coef"], float) and length["note"] is None
     low, high = length["coef_ci"]
     assert low <= high
-    assert [r["entry"] for r in data["leaderboard"]] == ["echo@1", "echo@2"]
+    assert sorted(r["entry"] for r in data["leaderboard"]) == ["echo@1", "echo@2"]
+    assert data["votes"] == 60
 
 
-def test_ratings_show_with_length_control_says_what_length_is_worth(rated, capsys):
-    assert call("ratings", "show", str(rated), "--rounds", "20", "--length-control") == 0
-    out = capsys.readouterr().out
-    assert "Length control: scores hold output length equal" in out and "95% CI" in out
-    assert call("ratings", "show", str(rated), "--rounds", "20") == 0
+def test_ratings_show_with_length_control_says_what_length_is_worth(length_rated, capsys):
+    sweep = str(length_rated)
+    assert call("ratings", "show", sweep, "--rounds", "20", "--length-control") == 0
+    assert length_line(capsys.readouterr().out) == f"Length control: {few_votes_note(30)}"
+
+    add_length_votes(length_rated, raters=("bob",), seed_=1)
+    assert call("ratings", "show", sweep, "--rounds", "20", "--length-control") == 0
+    line = length_line(capsys.readouterr().out)
+    assert line.startswith("Length control: scores hold output length equal") and "95% CI" in line
+    assert "worth" in line and "not length-controlled" not in line
+    assert call("ratings", "show", sweep, "--rounds", "20") == 0
     assert "Length control" not in capsys.readouterr().out
+
+
+def test_length_line_without_a_note_says_there_are_no_votes():
+    from workbench.cli.ratings import _length_line
+
+    length = {"applied": False, "coef": None, "coef_ci": None, "note": None}
+    assert _length_line(length, True) == "Length control: no votes to fit it on yet."
+    assert _length_line(length, False) is None
 
 
 def test_rounds_default_to_the_rankings_default(rated, capsys):

@@ -116,6 +116,51 @@ def test_repeats_are_averaged_per_row(fake_models, capsys):
     assert c["test"] == "sign-flip permutation" and c["interval"] == "t"
 
 
+def test_averaged_repeats_count_rows_where_a_rate_is_higher_not_right_or_wrong(fake_models, capsys):
+    seed(ROWS)
+    # echo@2: right everywhere but row 0, where its two repeats disagree (a pass rate of 0.5);
+    # echo@3: wrong on row 1 in both repeats, so its rows stay 0/1 and McNemar applies.
+    plant(fake_models, "[F]", ROWS, wrong=[])
+    fake_models.script("[F] cell-000", [Reply(text="echo: cell-000 row 0"), Reply(text="nope")])
+    plant(fake_models, "[G]", ROWS, wrong=[1])
+    sweep_id = plan(prompts=["echo@1", "echo@2", "echo@3"], repeats=2, scoring={"metrics": ["exact"]})
+    run(sweep_id)
+    assert wb("compare", str(sweep_id), "--a", "echo@1", "--b", "echo@2") == 0
+    out = capsys.readouterr().out
+    assert "sign-flip permutation test" in out and "(repeats averaged, up to 2 per row)" in out
+    assert "  rows where A's pass rate is higher 1, B's 0" in out
+    assert "discordant" not in out and "right" not in out
+    assert wb("compare", str(sweep_id), "--a", "echo@1", "--b", "echo@3") == 0
+    out = capsys.readouterr().out
+    assert "exact McNemar test" in out and "(repeats averaged, up to 2 per row)" in out
+    assert "  discordant rows: A right / B wrong 1, A wrong / B right 0" in out
+    assert "pass rate" not in out
+    # One table with both kinds: the averaged counts are marked and the header says what they are.
+    assert wb("compare", str(sweep_id), "--baseline", "echo@1") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any("A/B only right (*rate higher)" in line for line in lines)
+    averaged = next(x for x in lines if x.startswith(f"echo@2 | {FAKE}"))
+    mcnemar = next(x for x in lines if x.startswith(f"echo@3 | {FAKE}"))
+    assert " 1/0* " in averaged and "sign-flip" in averaged
+    assert " 1/0 " in mcnemar and "1/0*" not in mcnemar and "McNemar" in mcnemar
+
+
+def test_a_table_of_averaged_repeats_only_heads_its_counts_rate_higher(fake_models, capsys):
+    seed(ROWS)
+    for tag, row in (("[F]", 0), ("[G]", 1)):  # each right everywhere but one row, half the time
+        plant(fake_models, tag, ROWS, wrong=[])
+        reply = Reply(text=f"echo: cell-{row:03d} row {row}")
+        fake_models.script(f"{tag} cell-{row:03d}", [reply, Reply(text="nope")])
+    sweep_id = plan(prompts=["echo@1", "echo@2", "echo@3"], repeats=2, scoring={"metrics": ["exact"]})
+    run(sweep_id)
+    assert wb("compare", str(sweep_id), "--baseline", "echo@1") == 0
+    out = capsys.readouterr().out
+    assert "A/B rate higher" in out and "only right" not in out and "*" not in out
+    for version in ("echo@2", "echo@3"):
+        line = next(x for x in out.splitlines() if x.startswith(f"{version} | {FAKE}"))
+        assert " 1/0 " in line and "sign-flip" in line
+
+
 @pytest.mark.parametrize(
     "argv, message, hint",
     [

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from tests.fakeserver import Reply
-from tests.sweep_helpers import FAKE, seed
+from tests.sweep_helpers import FAKE, FAKE2, seed
 from workbench.cli import main
 from workbench.db import session_scope
 from workbench.prompts import store
@@ -142,6 +142,29 @@ def test_json_gives_the_interval_test_p_n_and_discordant_counts(gate_env, capsys
     assert (overall["baseline_only"], overall["candidate_only"]) == (4, 0)
     assert overall["verdict"] == "worse" and overall["rows_needed"] is None
     assert data["reasons"] and data["promoted"] is None
+
+
+def test_rows_averaged_over_models_count_rate_higher_not_right_or_wrong(gate_env, capsys):
+    cand = plant(gate_env, "[C]", 4)
+    # Row 2: the first of the two models to ask gets it right, the other wrong (either way round).
+    gate_env.script("[C] cell-002", [Reply(text="echo: cell-002 row 2"), Reply(text="nope")])
+    argv = ("gate", "--baseline", "echo:production", "--dataset", "rows", "--models", f"{FAKE},{FAKE2}")
+    assert wb(*argv, "--prompt", cand, "--json") == 3
+    data = json.loads(capsys.readouterr().out)
+    by_model = {r["model"]: r for r in data["rows"]}
+    # Overall averages the two models per row: row 2 is 0.5 against 1, a pass rate, not a miss.
+    overall = by_model["overall"]
+    assert overall["test"] == "sign-flip permutation" and overall["delta"] == pytest.approx(-0.125)
+    assert (overall["baseline_only"], overall["candidate_only"]) == (1, 0)
+    (note,) = [n for n in data["notes"] if n.startswith("Inconclusive overall")]
+    assert "rows where the baseline's pass rate is higher 1, the candidate's 0" in note
+    assert "right" not in note
+    # The model that got row 2 wrong has 0/1 rows: McNemar, and a row is right or wrong.
+    (missed,) = [m for m in (FAKE, FAKE2) if by_model[m]["delta"] < 0]
+    assert by_model[missed]["test"] == "exact McNemar"
+    (note,) = [n for n in data["notes"] if n.startswith(f"Inconclusive on {missed}")]
+    assert "only the baseline right on 1, only the candidate on 0" in note
+    assert "pass rate" not in note
 
 
 def test_a_two_row_difference_on_40_rows_is_inconclusive_exit_3(gate_env40, capsys):

@@ -15,7 +15,7 @@ from workbench.db import migrate, session_scope
 from workbench.errors import NotFoundError, ValidationError
 from workbench.models import Rating, Run
 from workbench.prompts import store
-from workbench.rating import entries, leaderboard, pairs, ranking
+from workbench.rating import btfit, entries, leaderboard, pairs, ranking
 from workbench.release import export
 from workbench.sweeps.summary import runs_frame
 
@@ -46,6 +46,55 @@ def version_sweep(**kwargs) -> int:
     sweep_id = plan(**{**spec, **kwargs})
     run(sweep_id)
     return sweep_id
+
+
+LENGTH_REPEATS = 10  # rows 0, 2 and 3 differ in length: 30 pairs = btfit.MIN_LENGTH_ITEMS
+
+
+def length_sweep(fake_server) -> int:
+    """A done version sweep with enough pairs of outputs of different length for length control.
+
+    10 repeats of the 4 rows (row 1's outputs are identical): 30 pairs whose lengths differ. echo@2
+    is longer on rows 0 and 3 but answers "ok" on row 2, so length is not the version in disguise.
+    """
+    fake_server.script("Answer: cell-002", [Reply(text="ok")])
+    return version_sweep(repeats=LENGTH_REPEATS)
+
+
+def add_length_votes(sweep_id: int, raters: tuple[str, ...] = ("lena", "lou"), seed_: int = 0) -> int:
+    """Rating rows written directly: each rater votes once on every version pair of outputs of
+    different length, for the longer output 4 times in 5, shown on a random (seeded) side.
+
+    Returns the number of votes added: 30 per rater, on btfit.MIN_LENGTH_ITEMS pairs, so one rater
+    gives too few for length control and two enough (btfit.MIN_LENGTH_VOTES).
+    """
+    rng = random.Random(seed_)
+    runs = runs_by_id(sweep_id)
+    added = 0
+    with session_scope() as s:
+        found = [
+            p
+            for p in pairs.candidate_pairs(s, sweep_id=sweep_id, by="version")
+            if len(runs[p.run_a_id].output) != len(runs[p.run_b_id].output)
+        ]
+        assert len(found) >= btfit.MIN_LENGTH_ITEMS
+        for p in found:
+            a_longer = len(runs[p.run_a_id].output) > len(runs[p.run_b_id].output)
+            for rater in raters:
+                longer_wins = added % 5 != 4
+                s.add(
+                    Rating(
+                        sweep_id=sweep_id,
+                        run_a_id=p.run_a_id,
+                        run_b_id=p.run_b_id,
+                        left_run_id=rng.choice((p.run_a_id, p.run_b_id)),
+                        verdict="a" if a_longer == longer_wins else "b",
+                        dimension="version",
+                        rater=rater,
+                    )
+                )
+                added += 1
+    return added
 
 
 @pytest.fixture
@@ -293,9 +342,8 @@ def test_load_votes_carry_both_output_lengths_in_characters(env):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_leaderboard_for_keeps_the_rankings_attrs_and_passes_length_control(env):
-    sweep_id = version_sweep()
-    rate_all(sweep_id, "version", "ann", prefer_version_1)
+def boards(sweep_id):
+    """(plain leaderboard_for, length-controlled leaderboard_for, length-controlled ranking_report)."""
     with session_scope() as s:
         plain = leaderboard.leaderboard_for(s, sweep_id=sweep_id, by="version", rounds=30)
         controlled = leaderboard.leaderboard_for(
@@ -304,13 +352,40 @@ def test_leaderboard_for_keeps_the_rankings_attrs_and_passes_length_control(env)
         report = leaderboard.ranking_report(
             s, sweep_id=sweep_id, by="version", rounds=30, length_control=True
         )
+    return plain, controlled, report
+
+
+def test_leaderboard_for_keeps_the_rankings_attrs_and_passes_length_control(env):
+    sweep_id = length_sweep(env)
+    rate_all(sweep_id, "version", "ann", prefer_version_1)
+    humans = len(all_ratings(sweep_id)) - LENGTH_REPEATS  # row 1's automatic ties (equal lengths)
+    assert 0 < humans < btfit.MIN_LENGTH_VOTES
+    plain, controlled, report = boards(sweep_id)
     # The merge with scores and cost would drop them: leaderboard_for carries them over.
-    assert plain.attrs == {"length_control": False, "length_coef": None, "length_coef_ci": None}
+    nothing = {"length_control": False, "length_coef": None, "length_coef_ci": None, "length_note": None}
+    assert plain.attrs == nothing
+    # Too few votes: asked for but not applied, and the note says why (the plain fit is kept).
     assert "score_exact_mean" in controlled.columns
-    assert controlled.attrs["length_control"] is True
+    assert controlled.attrs == {
+        **nothing,
+        "length_note": (
+            f"Not enough votes for length control (need {btfit.MIN_LENGTH_VOTES}, have {humans} on "
+            "outputs of different length); the scores are not length-controlled."
+        ),
+    }
+    assert list(controlled["score"]) == list(plain["score"])
+    assert report["leaderboard"].attrs == controlled.attrs
+
+    assert add_length_votes(sweep_id) >= btfit.MIN_LENGTH_VOTES
+    plain, controlled, report = boards(sweep_id)
+    assert plain.attrs == nothing
+    assert "score_exact_mean" in controlled.columns
+    assert controlled.attrs["length_control"] is True and controlled.attrs["length_note"] is None
     lo, hi = controlled.attrs["length_coef_ci"]
     assert math.isfinite(controlled.attrs["length_coef"]) and lo <= hi
     assert report["leaderboard"].attrs == controlled.attrs
+    assert controlled.attrs["length_coef"] > 0  # these raters favour the longer output
+    assert list(controlled["score"]) != list(plain["score"])  # the length-controlled fit
 
 
 def test_leaderboard_for_defaults_to_the_rankings_rounds():

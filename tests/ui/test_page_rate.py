@@ -5,10 +5,11 @@ from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
 from tests.sweep_helpers import FAKE, FAKE2, plan, run
-from tests.test_ratings import setup_rating_env, version_sweep
+from tests.test_ratings import add_length_votes, length_sweep, setup_rating_env, version_sweep
 from workbench import config, present
 from workbench.db import session_scope
 from workbench.models import Rating, Run
+from workbench.rating import btfit
 from workbench.rating.leaderboard import leaderboard_for
 from workbench.ui.rate import length_words
 
@@ -19,6 +20,13 @@ PAGE = str(config.PROJECT_ROOT / "pages" / "5_Rate.py")
 def sweep_id(fake_server, tmp_path, monkeypatch):
     setup_rating_env(fake_server, tmp_path, monkeypatch)
     return version_sweep()
+
+
+@pytest.fixture
+def length_sweep_id(fake_server, tmp_path, monkeypatch):
+    """A sweep with 30 pairs of outputs of different length (enough for length control once voted)."""
+    setup_rating_env(fake_server, tmp_path, monkeypatch)
+    return length_sweep(fake_server)
 
 
 def open_page(name: str | None = "ann") -> AppTest:
@@ -175,16 +183,30 @@ def test_leaderboard_and_degenerate_sweeps_never_show_nan(fake_server, tmp_path,
     assert "Left side won" in text
 
 
-def test_length_control_toggle_refits_and_says_what_length_is_worth(sweep_id):
+def test_length_control_toggle_refits_and_says_what_length_is_worth(length_sweep_id):
     at = open_page()
     for side in ("left", "right", "left"):
         at.button(key=f"rate.{side}").click().run()
-    assert not any("output length" in i.value for i in at.info)  # off by default
+    assert not any("output length" in i.value or "length control" in i.value for i in at.info)  # off
     at.toggle(key="rate.length_control").set_value(True).run()
     assert not at.exception
-    (info,) = [i.value for i in at.info if "hold output length equal" in i.value]
+    # 3 votes: too few, so the page says why instead of a coefficient, and keeps the plain scores.
     with session_scope() as s:
-        board = leaderboard_for(s, sweep_id=sweep_id, by="version", length_control=True)
+        plain = leaderboard_for(s, sweep_id=length_sweep_id, by="version")
+    note = (
+        f"Not enough votes for length control (need {btfit.MIN_LENGTH_VOTES}, have 3 on outputs of "
+        "different length); the scores are not length-controlled."
+    )
+    assert [i.value for i in at.info if "length" in i.value] == [note]
+    assert list(at.dataframe[0].value["Score"]) == [present.number(x, ".0f") for x in plain["score"]]
+
+    assert add_length_votes(length_sweep_id) >= btfit.MIN_LENGTH_VOTES
+    at.button(key="rate.refresh").click().run()
+    assert not at.exception
+    (info,) = [i.value for i in at.info if "hold output length equal" in i.value]
+    assert note not in [i.value for i in at.info]
+    with session_scope() as s:
+        board = leaderboard_for(s, sweep_id=length_sweep_id, by="version", length_control=True)
     coef, (low, high) = board.attrs["length_coef"], board.attrs["length_coef_ci"]
     assert "a typically longer answer (longer by one standard deviation" in info
     assert f"is worth {present.number(coef, '+.0f')} points" in info
@@ -203,3 +225,5 @@ def test_length_words_say_which_way_length_sways_raters():
     shorter = length_words({"length_control": True, "length_coef": -70.0, "length_coef_ci": (-120.0, -20.0)})
     assert "Raters favour shorter answers" in shorter and "preferred 40% of the time" in shorter
     assert "needs votes" in length_words({"length_control": False, "length_coef": None})
+    note = "Not enough votes for length control (need 50, have 4 on outputs of different length); ..."
+    assert length_words({"length_control": False, "length_coef": None, "length_note": note}) == note

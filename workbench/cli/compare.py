@@ -75,6 +75,7 @@ def comparisons(
 def _pair_lines(c: dict[str, Any]) -> list[str]:
     """One comparison of two columns, as a few lines of text."""
     from workbench import present
+    from workbench.stats.paired import MCNEMAR
 
     level = f"{1 - c['alpha']:.0%}"
     p_name = "p (Holm)" if c["p_adjusted"] is not None else "p"
@@ -87,8 +88,10 @@ def _pair_lines(c: dict[str, Any]) -> list[str]:
         f"{p_name} {present.number(c['p'], '.3g')}, n {c['n']} rows"
         + (f" (repeats averaged, up to {c['repeats']} per row)" if c["repeats"] > 1 else ""),
     ]
-    if c["a_only"] is not None:
+    if c["a_only"] is not None and c["test"] == MCNEMAR:
         lines.append(f"  discordant rows: A right / B wrong {c['a_only']}, A wrong / B right {c['b_only']}")
+    elif c["a_only"] is not None:  # repeats averaged: a row holds pass rates, not right or wrong
+        lines.append(f"  rows where A's pass rate is higher {c['a_only']}, B's {c['b_only']}")
     lines.append(f"  verdict: {c['verdict']}" + _needed(c))
     return lines
 
@@ -109,6 +112,7 @@ def _table_lines(metric: str, rows: list[dict[str, Any]]) -> list[str]:
 
     first = rows[0]
     level = f"{1 - first['alpha']:.0%}"
+    counts, counts_header = _count_cells(rows)
     lines = [
         f"{metric} ({first['metric_label']}) against {first['a_label']} "
         f"(mean {present.score(first['mean_a'])}); B - A per column, p Holm-adjusted over {len(rows)}:"
@@ -122,15 +126,41 @@ def _table_lines(metric: str, rows: list[dict[str, Any]]) -> list[str]:
             present.number(c["p_value"], ".3g"),
             present.number(c["p"], ".3g"),
             c["n"],
-            "" if c["a_only"] is None else f"{c['a_only']}/{c['b_only']}",
+            cell,
             c["test"],
             c["verdict"] + (f" (~{c['rows_needed']} rows needed)" if c["rows_needed"] else ""),
         )
-        for c in rows
+        for c, cell in zip(rows, counts, strict=True)
     ]
-    headers = ["column B", "mean", "B - A", f"{level} interval", "p", "p (Holm)", "n", "A/B only right"]
+    headers = ["column B", "mean", "B - A", f"{level} interval", "p", "p (Holm)", "n", counts_header]
     lines.append(table([*headers, "test", "verdict"], body))
     return lines
+
+
+def _count_cells(rows: list[dict[str, Any]]) -> tuple[list[str], str]:
+    """The A/B row counts of each comparison, and a header that says what they count.
+
+    McNemar (0/1 rows) counts the rows only one side got right; with repeats averaged (sign-flip)
+    a row is a pass rate and the counts are the rows where one side's rate is higher. When a table
+    holds both, the averaged counts carry a "*" that the header explains.
+    """
+    from workbench.stats.paired import MCNEMAR
+
+    kinds = {c["test"] == MCNEMAR for c in rows if c["a_only"] is not None}
+    mixed = len(kinds) > 1
+    cells = [
+        ""
+        if c["a_only"] is None
+        else f"{c['a_only']}/{c['b_only']}" + ("*" if mixed and c["test"] != MCNEMAR else "")
+        for c in rows
+    ]
+    if mixed:
+        header = "A/B only right (*rate higher)"
+    elif kinds == {False}:
+        header = "A/B rate higher"
+    else:
+        header = "A/B only right"
+    return cells, header
 
 
 def render(sweep_id: int, results: list[dict[str, Any]]) -> str:

@@ -44,7 +44,8 @@ def _report_payload(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def _length_payload(attrs: dict[str, Any]) -> dict[str, Any]:
-    """Whether length control applied and the length coefficient (Elo points) with its interval."""
+    """Whether length control applied and the length coefficient (Elo points) with its interval, or
+    `note`: why it was asked for but not applied (e.g. too few votes on outputs of different length)."""
     from workbench.present import json_safe
 
     ci = attrs.get("length_coef_ci")
@@ -52,6 +53,7 @@ def _length_payload(attrs: dict[str, Any]) -> dict[str, Any]:
         "applied": bool(attrs.get("length_control")),
         "coef": json_safe(attrs.get("length_coef")),
         "coef_ci": [json_safe(x) for x in ci] if ci else None,
+        "note": attrs.get("length_note"),
     }
 
 
@@ -62,7 +64,8 @@ def _length_line(length: dict[str, Any], requested: bool) -> str | None:
     if not requested:
         return None
     if not length["applied"]:
-        return "Length control: no votes to fit it on yet."
+        note = length.get("note")
+        return f"Length control: {note}" if note else "Length control: no votes to fit it on yet."
     lo, hi = length["coef_ci"]
     coef = present.number(length["coef"], "+.0f")
     undecided = " The votes cannot tell whether length sways raters." if lo <= 0 <= hi else ""

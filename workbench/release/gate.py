@@ -93,7 +93,9 @@ class GateRow:
 
     candidate_mean and baseline_mean are each version's mean over its own scored rows; delta and
     the interval are the paired difference over the `n` rows both have. baseline_only /
-    candidate_only count the rows only that side got right (pass/fail metrics).
+    candidate_only count, for a pass/fail metric, the rows only that side got right when the test is
+    McNemar (0/1 rows); when a row averages several cells (models, repeats; sign-flip test), the rows
+    where that side's pass rate is higher.
     """
 
     model: str
@@ -199,7 +201,7 @@ def _interval(row: GateRow) -> str:
 def _judge(row: GateRow, result, spec: GateSpec, gate: GateResult, where: str) -> None:
     """Set the row's verdict from the paired test and explain a worse or an inconclusive one."""
     from workbench.stats.paired import INCONCLUSIVE as UNDECIDED
-    from workbench.stats.paired import WORSE, verdict
+    from workbench.stats.paired import MCNEMAR, WORSE, verdict
     from workbench.stats.power import DELTA, rows_needed
 
     row.delta, row.n, row.test, row.interval = result.diff, result.n, result.test, result.interval
@@ -207,8 +209,13 @@ def _judge(row: GateRow, result, spec: GateSpec, gate: GateResult, where: str) -
     row.baseline_only, row.candidate_only = result.a_only, result.b_only
     row.verdict = verdict(result.ci_low, result.ci_high, margin=spec.margin) if result.n else UNDECIDED
     test = f"{result.test} p={present.number(result.p_value, '.3g')}, n={result.n} rows"
-    if result.a_only is not None:
+    if result.a_only is not None and result.test == MCNEMAR:
         test += f"; only the baseline right on {result.a_only}, only the candidate on {result.b_only}"
+    elif result.a_only is not None:  # rows average several cells: a row is a pass rate
+        test += (
+            f"; rows where the baseline's pass rate is higher {result.a_only}, "
+            f"the candidate's {result.b_only}"
+        )
     if row.verdict == WORSE:
         row.ok = False
         gate.reasons.append(

@@ -280,9 +280,10 @@ def leaderboard_rows(board) -> list[dict[str, str]]:
 
 
 def length_words(attrs: dict) -> str:
-    """What a longer answer is worth, in plain words, from a length-controlled leaderboard's attrs."""
+    """What a longer answer is worth, in plain words, from a length-controlled leaderboard's attrs,
+    or why length control did not apply (the leaderboard's length_note)."""
     if not attrs.get("length_control"):
-        return "Length control needs votes: rate some pairs first."
+        return attrs.get("length_note") or "Length control needs votes: rate some pairs first."
     coef, (lo, hi) = attrs["length_coef"], attrs["length_coef_ci"]
     worth = (
         "a typically longer answer (longer by one standard deviation of the length differences in the "
