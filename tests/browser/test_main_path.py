@@ -113,8 +113,13 @@ def _wait_idle(page) -> None:
 
 
 def _nav(page, name: str) -> None:
-    """Go to a page through the sidebar (keeps the browser session and its state)."""
+    """Go to a page through the sidebar (keeps the browser session and its state), and wait until
+    that page is drawn: on a busy machine its run can start after `_wait_idle`'s first look, which
+    would then see the previous page."""
+    from playwright.sync_api import expect
+
     page.get_by_test_id("stSidebarNav").get_by_text(name, exact=True).click()
+    expect(page.locator("h1").filter(has_text=name).first).to_be_visible(timeout=60_000)
     _wait_idle(page)
 
 
@@ -126,7 +131,10 @@ def test_create_version_run_compare(app_url, shots, db_path):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(60_000)
         page.goto(app_url)
-        expect(page.get_by_text("Prompt Workbench", exact=False).first).to_be_visible()
+        # The first run of a session migrates the database and loads the examples: slow on a busy
+        # machine, so this wait gets the page's timeout rather than expect's 5 s default.
+        expect(page.get_by_text("Prompt Workbench", exact=False).first).to_be_visible(timeout=60_000)
+        expect(page.get_by_test_id("stSidebarNav").get_by_role("link").first).to_have_text("Home")
         _wait_idle(page)
         page.screenshot(path=shots / "01-home.png", full_page=True)
 
@@ -164,6 +172,8 @@ def test_create_version_run_compare(app_url, shots, db_path):
 
         # Run: both versions, ad-hoc variables, the local model, two temperatures -> 4 cells.
         _nav(page, "Run")
+        # The size metrics come last in the form: once they show, the default versions are chosen.
+        expect(page.get_by_test_id("stMetric").filter(has_text="Cells").first).to_be_visible()
         versions = page.get_by_test_id("stMultiSelect").first
         versions.get_by_role("button", name="Clear all").click() if versions.get_by_role(
             "button", name="Clear all"
@@ -197,7 +207,7 @@ def test_create_version_run_compare(app_url, shots, db_path):
         page.screenshot(path=shots / "05-compare-grid.png", full_page=True)
         page.get_by_role("tab", name="Charts").click()
         _wait_idle(page)
-        expect(page.locator(".js-plotly-plot").first).to_be_visible()
+        expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)  # plotly loads first
         assert page.locator(".js-plotly-plot").count() >= 3
         page.screenshot(path=shots / "06-compare-charts.png", full_page=True)
 

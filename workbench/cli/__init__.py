@@ -17,7 +17,9 @@ Older spellings (`sweep --resume ID`, `ratings-export`, `optimize-show ID`, ...)
 are, by the groups themselves, and listed in each group's help epilog. Imports are lazy so `--help`
 answers fast. `main` is the one error boundary: a WorkbenchError becomes `error: ...` on stderr
 (plus a `hint:` line naming the flag or command that helps, from `common.hint_for`) and exit code
-2; a failed provider call exits 1.
+2; a failed provider call exits 1. It is also the output boundary: a command asked for JSON
+(`--json`, `--format json`) runs under `common.machine_output`, so its stdout holds only the
+document, whatever the libraries it uses print.
 """
 
 from __future__ import annotations
@@ -52,11 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from workbench.cli.common import hint_for
+    from workbench.cli.common import hint_for, machine_output, wants_machine_output
     from workbench.errors import ProviderError, WorkbenchError
 
     try:
-        return int(args.func(args) or 0)
+        with machine_output(wants_machine_output(args)):
+            return int(args.func(args) or 0)
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         hint = hint_for(exc)

@@ -3,12 +3,20 @@
 Core errors describe a problem in domain words and name the setting it is about in `exc.field`;
 `hint_for` turns that setting into advice in this adapter's terms (a flag, a command). The entry
 module (`workbench/cli/__init__.py`) imports this module, never the other way round.
+
+Machine output (`--json`, or `--format json` to stdout) is kept pure by `machine_output`, which
+`main` wraps around such a command: only the CLI's own code writes to the real standard output;
+what libraries print (DSPy's progress lines, a C library writing to file descriptor 1) goes to
+standard error.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -102,12 +110,14 @@ def split_list(value: str | None) -> list[str]:
 def print_json(data: Any) -> None:
     """Pretty JSON on stdout (dates and other objects as strings)."""
     print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    sys.stdout.flush()
 
 
 def write_output(text: str, out: str | None, done: str) -> None:
     """Write `text` to the file `out` (then say `Wrote {done} to FILE.` on stderr), or to stdout."""
     if not out or out == "-":
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
         return
     from workbench.errors import ValidationError
 
@@ -116,6 +126,95 @@ def write_output(text: str, out: str | None, done: str) -> None:
     except OSError as exc:
         raise ValidationError(f"Cannot write {out}: {exc.strerror}.") from None
     print(f"Wrote {done} to {out}.", file=sys.stderr)
+
+
+def wants_machine_output(args: argparse.Namespace) -> bool:
+    """Whether the command prints a machine-readable document on stdout (`--json`, or `--format
+    json` without `--out FILE`)."""
+    if getattr(args, "json", False) is True:
+        return True
+    return getattr(args, "format", None) == "json" and getattr(args, "out", None) in (None, "-")
+
+
+class _CliOnlyStdout(io.TextIOBase):
+    """`sys.stdout` under `machine_output`: text written by the CLI's own modules goes to the real
+    standard output, text written by any other code (libraries, the core) to standard error."""
+
+    def __init__(self, document: Any, other: Any):
+        super().__init__()
+        self.document, self.other = document, other
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.document, "encoding", None) or "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self.other.fileno()  # a library that writes to the descriptor reaches stderr
+
+    @property
+    def buffer(self) -> Any:  # bytes written by a library: to stderr as well
+        return self.other.buffer
+
+    def write(self, text: str) -> int:
+        # The caller of print() or of write(): print is a builtin, so the frame above is its caller.
+        module = sys._getframe(1).f_globals.get("__name__", "")
+        ours = module == "workbench.cli" or module.startswith("workbench.cli.")
+        return (self.document if ours else self.other).write(text)
+
+    def flush(self) -> None:
+        for stream in (self.document, self.other):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+
+
+@contextlib.contextmanager
+def machine_output(enabled: bool = True) -> Iterator[None]:
+    """While the block runs, only the CLI's own output reaches standard output.
+
+    Python-level writes to `sys.stdout` from anything but `workbench.cli` go to `sys.stderr`, and
+    file descriptor 1 itself points at standard error (C libraries such as llama.cpp print there
+    directly); the CLI's own text goes to a duplicate of the original descriptor.
+    """
+    if not enabled or isinstance(sys.stdout, _CliOnlyStdout):
+        yield
+        return
+    original = sys.stdout
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        original.flush()
+    try:
+        on_fd1 = original.fileno() == 1
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        on_fd1 = False  # a replaced stream (a test's capture): it is not affected by moving fd 1
+    saved: int | None = None
+    try:
+        saved = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:  # no descriptor 1 (or 2) at all: nothing at the C level to move
+        if saved is not None:
+            os.close(saved)
+        saved = None
+    document: Any = original
+    if on_fd1 and saved is not None:
+        encoding = getattr(original, "encoding", None) or "utf-8"
+        errors = getattr(original, "errors", None) or "strict"
+        document = open(os.dup(saved), "w", encoding=encoding, errors=errors, closefd=True)  # noqa: SIM115
+    sys.stdout = _CliOnlyStdout(document, sys.stderr)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stdout = original
+        if document is not original:
+            document.close()
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 def show_help(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:

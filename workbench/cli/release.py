@@ -78,7 +78,11 @@ def render_gate(result) -> str:
     """The gate's outcome as a short plain-text table with the reasons and notes under it."""
     from workbench import present
     from workbench.cli.table import table
+    from workbench.stats.paired import MCNEMAR
 
+    # McNemar rows (0/1) count the rows only one side got right; an averaged row (several models
+    # or repeats) is a pass rate, so its counts are the rows where one side's rate is higher ("*").
+    averaged = {r.model for r in result.rows if r.baseline_only is not None and r.test != MCNEMAR}
     rows = [
         (
             r.model,
@@ -88,7 +92,9 @@ def render_gate(result) -> str:
             f"[{present.number(r.ci_low, '+.3f')}, {present.number(r.ci_high, '+.3f')}]",
             present.number(r.p_value, ".3g"),
             r.n,
-            "" if r.baseline_only is None else f"{r.baseline_only}/{r.candidate_only}",
+            ""
+            if r.baseline_only is None
+            else f"{r.baseline_only}/{r.candidate_only}" + ("*" if r.model in averaged else ""),
             r.candidate_n,
             r.candidate_failed,
             present.money(r.candidate_cost_usd, 6),
@@ -105,7 +111,7 @@ def render_gate(result) -> str:
         f"{level} interval",
         "p",
         "rows",
-        "only base/cand right",
+        "only base/cand right" + (" (*rate higher)" if averaged else ""),
         "cells",
         "failed",
         "cost",

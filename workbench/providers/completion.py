@@ -1,25 +1,39 @@
 """The one completion function the rest of the workbench calls.
 
-Messages + model + params in; text, finish_reason, usage, cost, latency, TTFT and the provider
-request id out. Provider errors become `ProviderError`s classified fatal or transient by status
-code (LiteLLM maps a 403 to a generic APIError, so exception classes alone mislead). LiteLLM's
-and the OpenAI SDK's own retries are off: the sweep engine alone decides when to retry.
+Messages + model + params in; text, tool calls, finish_reason, usage (with cached and reasoning
+tokens), cost, latency, TTFT and the provider request id out. A version's response format and
+tools travel in the params; a model that cannot honour them fails the call clearly (`features`);
+usage is priced by `pricing`. Provider errors become `ProviderError`s classified fatal or
+transient by status code (LiteLLM maps a 403 to a generic APIError, so exception classes alone
+mislead). LiteLLM's and the OpenAI SDK's own retries are off: the sweep engine alone decides.
+
+LiteLLM caches its HTTP clients per event loop and never closes them, so every loop that calls a
+provider leaves its connections open (a process running sweeps one after another ran out of file
+descriptors). Code that runs calls on a loop wraps them in `closing_clients()`, which closes the
+loop's clients when its last user is done; `complete` does it for one call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
 import json
+import logging
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 from workbench import config
 from workbench.errors import ProviderError
+from workbench.providers import features
 from workbench.providers.catalog import ModelEntry, get_model
+from workbench.providers.pricing import cost_of, usage_of
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 120.0
 FATAL_STATUS = {400: "bad_request", 401: "auth", 403: "auth", 404: "not_found", 422: "bad_request"}
@@ -81,6 +95,10 @@ class CompletionResult:
     latency_ms: float
     ttft_ms: float | None
     request_id: str | None
+    # The function calls the reply made ({"id", "name", "arguments"}), see providers.features.
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    cached_tokens: int | None = None  # part of prompt_tokens, when the provider reports it
+    reasoning_tokens: int | None = None  # part of completion_tokens, when the provider reports it
 
     def to_dict(self) -> dict[str, Any]:
         """The result as a plain dict (for JSON output and logs)."""
@@ -253,33 +271,6 @@ def _request_id_of_error(exc: BaseException) -> str | None:
     return headers.get("x-request-id") or headers.get("request-id")
 
 
-def cost_of(entry: ModelEntry, prompt_tokens: int | None, completion_tokens: int | None) -> float | None:
-    """USD cost of a call: models.toml prices first, then LiteLLM's table; None when unknown."""
-    if prompt_tokens is None or completion_tokens is None:
-        return None
-    if entry.kind == "local":
-        return 0.0
-    if entry.input_price_per_million is not None and entry.output_price_per_million is not None:
-        return (
-            prompt_tokens * entry.input_price_per_million + completion_tokens * entry.output_price_per_million
-        ) / 1e6
-    litellm = ensure_litellm()
-    try:
-        info = litellm.get_model_info(entry.id)
-    except Exception:  # noqa: BLE001 - LiteLLM raises several types for an unmapped model
-        return None
-    # An entry without prices would silently cost 0: treat it as unknown.
-    if not info or (info.get("input_cost_per_token") is None and info.get("output_cost_per_token") is None):
-        return None
-    try:
-        p, c = litellm.cost_per_token(
-            model=entry.id, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
-        )
-    except Exception:  # noqa: BLE001
-        return None
-    return float(p) + float(c)
-
-
 def call_kwargs(entry: ModelEntry, params: dict[str, Any], timeout: float | None) -> dict[str, Any]:
     """The keyword arguments for litellm.acompletion: params, api base, key (from env), no retries."""
     kwargs: dict[str, Any] = {k: v for k, v in params.items() if v is not None and k != "model"}
@@ -292,6 +283,10 @@ def call_kwargs(entry: ModelEntry, params: dict[str, Any], timeout: float | None
         kwargs["max_retries"] = 0  # the OpenAI SDK's own retries: the workbench alone decides
         kwargs["timeout"] = timeout or DEFAULT_TIMEOUT_S
     kwargs["num_retries"] = 0
+    if kwargs.get("tools"):
+        # LiteLLM 1.106 imports its MCP gateway (the optional `mcp` package) for any call with
+        # tools; a version's tools are plain functions (`prompts.structured`): skip that look.
+        kwargs["_skip_mcp_handler"] = True
     return kwargs
 
 
@@ -307,9 +302,12 @@ async def acomplete(
     """Call `model` once (no retries). Raises ProviderError on failure."""
     litellm = ensure_litellm()
     entry = entry or get_model(model)
-    kwargs = call_kwargs(entry, dict(params or {}), timeout)
+    params = dict(params or {})
+    features.check_support(entry, params)
+    kwargs = call_kwargs(entry, params, timeout)
     started = time.perf_counter()
     ttft = None
+    tool_calls: list[dict[str, Any]] = []
     try:
         if stream:
             response = await litellm.acompletion(
@@ -320,6 +318,7 @@ async def acomplete(
                 **kwargs,
             )
             parts: list[str] = []
+            calls = features.ToolCallParts()
             finish_reason = None
             usage = None
             request_id = None
@@ -328,20 +327,23 @@ async def acomplete(
                 if chunk.choices:
                     choice = chunk.choices[0]
                     piece = getattr(choice.delta, "content", None)
+                    called = calls.add(getattr(choice.delta, "tool_calls", None))
+                    if (piece or called) and ttft is None:
+                        ttft = (time.perf_counter() - started) * 1000
                     if piece:
-                        if ttft is None:
-                            ttft = (time.perf_counter() - started) * 1000
                         parts.append(piece)
                     if choice.finish_reason:
                         finish_reason = choice.finish_reason
                 if getattr(chunk, "usage", None):
                     usage = chunk.usage
             text = "".join(parts)
+            tool_calls = calls.calls()
             headers = getattr(response, "_hidden_params", {}).get("additional_headers") or {}
         else:
             response = await litellm.acompletion(model=entry.id, messages=messages, **kwargs)
             choice = response.choices[0]
             text = choice.message.content or ""
+            tool_calls = features.tool_calls_of(choice.message)
             finish_reason = choice.finish_reason
             usage = getattr(response, "usage", None)
             request_id = getattr(response, "id", None)
@@ -349,23 +351,33 @@ async def acomplete(
     except ProviderError:
         raise
     except Exception as exc:
-        raise classify_exception(exc) from exc
+        raise features.unsupported_error(entry, params, classify_exception(exc)) from exc
     latency = (time.perf_counter() - started) * 1000
     header_id = None
     if isinstance(headers, dict):
         header_id = headers.get("llm_provider-x-request-id") or headers.get("x-request-id")
-    prompt_tokens = getattr(usage, "prompt_tokens", None) if usage else None
-    completion_tokens = getattr(usage, "completion_tokens", None) if usage else None
+    counts = usage_of(usage)
     return CompletionResult(
         model=entry.id,
         text=text,
         finish_reason=finish_reason,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        cost_usd=cost_of(entry, prompt_tokens, completion_tokens),
+        prompt_tokens=counts.prompt_tokens,
+        completion_tokens=counts.completion_tokens,
+        # What the provider bills for this usage: cached prompt tokens at their cache price (see
+        # providers.pricing), so the cost is the real one, not one that assumes a cache hit.
+        cost_usd=cost_of(
+            entry,
+            counts.prompt_tokens,
+            counts.completion_tokens,
+            cached_tokens=counts.cached_tokens,
+            cache_write_tokens=counts.cache_write_tokens,
+        ),
         latency_ms=latency,
         ttft_ms=ttft if stream else None,
         request_id=header_id or request_id,
+        tool_calls=tool_calls,
+        cached_tokens=counts.cached_tokens,
+        reasoning_tokens=counts.reasoning_tokens,
     )
 
 
@@ -373,4 +385,63 @@ def complete(
     model: str, messages: list[dict[str, str]], params: dict[str, Any] | None = None, **kwargs: Any
 ) -> CompletionResult:
     """Synchronous `acomplete` for the CLI and scripts (not for code inside an event loop)."""
-    return asyncio.run(acomplete(model, messages, params, **kwargs))
+
+    async def call() -> CompletionResult:
+        async with closing_clients():
+            return await acomplete(model, messages, params, **kwargs)
+
+    return asyncio.run(call())
+
+
+# -- the HTTP clients LiteLLM keeps per event loop ---------------------------------------------------
+
+_loop_users: dict[int, int] = {}  # id(loop) -> `closing_clients` scopes open on it
+
+
+@contextlib.asynccontextmanager
+async def closing_clients():
+    """Close the running loop's cached provider clients when the last scope open on it ends
+    (executors sharing a loop each hold one, so none closes a client another still uses)."""
+    key = id(asyncio.get_running_loop())
+    _loop_users[key] = _loop_users.get(key, 0) + 1
+    try:
+        yield
+    finally:
+        _loop_users[key] -= 1
+        if not _loop_users[key]:
+            del _loop_users[key]
+            await close_loop_clients()
+
+
+async def close_loop_clients() -> int:
+    """Close and forget the clients LiteLLM cached for the running loop (keyed `...-<id(loop)>`;
+    removed, not only closed: a later loop may get the same id); returns how many."""
+    if _litellm is None:
+        return 0
+    cache = getattr(_litellm, "in_memory_llm_clients_cache", None)
+    entries = getattr(cache, "cache_dict", {})
+    from litellm.caching.in_memory_cache import InMemoryCache
+
+    suffix = f"-{id(asyncio.get_running_loop())}"
+    closed = 0
+    for key in [k for k in list(entries) if isinstance(k, str) and k.endswith(suffix)]:
+        client = entries.get(key)
+        # The base class's removal: LiteLLM's own would queue the client for a deferred close.
+        InMemoryCache._remove_key(cache, key)
+        if client is not None and await _close_client(client):
+            closed += 1
+    return closed
+
+
+async def _close_client(client: Any) -> bool:
+    close = getattr(client, "aclose", None) or getattr(client, "close", None)
+    if not callable(close):
+        return False
+    try:
+        outcome = close()
+        if inspect.isawaitable(outcome):
+            await outcome
+    except Exception as exc:  # noqa: BLE001 - a client that fails to close must not fail the caller
+        log.debug("closing %s failed: %r", type(client).__name__, exc)
+        return False
+    return True

@@ -62,7 +62,7 @@ def leaderboard_for(
     `length_control` fits with the output length difference as a covariate when the votes allow it;
     `attrs` carries ranking.leaderboard's length_control, length_coef, length_coef_ci and
     length_note (why it was asked for but not applied, e.g. "Not enough votes for length control
-    (need 30, have 4 ...)": show that instead of a coefficient).
+    (need 50, have 4 ...)": show that instead of a coefficient).
     """
     votes = load_votes(session, sweep_id=sweep_id, by=by)
     return _leaderboard(session, sweep_id, by, votes, rounds=rounds, seed=seed, length_control=length_control)

@@ -25,10 +25,11 @@ from sqlmodel import Session, select
 
 from workbench.db import get_engine
 from workbench.models import Example, Run, Score
+from workbench.prompts.structured import schema_of
 from workbench.providers import catalog
 from workbench.providers.catalog import ModelEntry
-from workbench.providers.completion import acomplete
-from workbench.sweeps import claims, lifecycle
+from workbench.providers.completion import acomplete, closing_clients
+from workbench.sweeps import claims, lifecycle, outputs
 from workbench.sweeps.circuit import CircuitBreaker
 from workbench.sweeps.judge import Judge, judge_input
 from workbench.sweeps.limits import Limiter, Limits, sweep_limits
@@ -128,21 +129,30 @@ class SweepExecutor:
             s.commit()
             return spec, False
 
-    def _unscored_done(self) -> list[claims.Cell]:
-        """Done cells of this sweep without a score yet (cache hits filled in at planning)."""
+    def _unscored_done(self) -> list[tuple[claims.Cell, list | None]]:
+        """Done cells of this sweep without a score yet (cache hits filled in at planning), each
+        with the tool calls its reply made."""
         if not self.scoring.metrics:
             return []
         with Session(self.engine, expire_on_commit=False) as s:
             scored = select(Score.run_id).where(Score.run_id == Run.id)
             stmt = select(
-                Run.id, Run.model, Run.params, Run.messages, Run.example_id, Run.variables, Run.output
-            ).where(Run.sweep_id == self.sweep_id, Run.status == "done", ~scored.exists())
-            return [claims.Cell(*row) for row in s.exec(stmt)]
+                Run.id, Run.model, Run.params, Run.messages, Run.example_id, Run.variables, Run.output,
+                Run.tool_calls,
+            ).where(Run.sweep_id == self.sweep_id, Run.status == "done", ~scored.exists())  # fmt: skip
+            return [(claims.Cell(*row[:-1]), row[-1]) for row in s.exec(stmt)]
 
     # -- the run ---------------------------------------------------------------------------------
 
     async def run(self) -> ExecutionReport:
-        """Execute until no pending cell is left (or cancel); returns what happened."""
+        """Execute until no pending cell is left (or cancel); returns what happened.
+
+        The loop's provider clients are closed when its last executor ends (`closing_clients`).
+        """
+        async with closing_clients():
+            return await self._run()
+
+    async def _run(self) -> ExecutionReport:
         started = time.perf_counter()
         spec, cancelled = await asyncio.to_thread(self._load)
         if cancelled:
@@ -225,8 +235,8 @@ class SweepExecutor:
         try:
             # Cells already done (cache hits) still need this sweep's scores.
             if self.options.score_cached:
-                for cell in await asyncio.to_thread(self._unscored_done):
-                    spawn(self._score(cell, cell.output or ""))
+                for cell, tool_calls in await asyncio.to_thread(self._unscored_done):
+                    spawn(self._score(cell, cell.output or "", tool_calls))
             others_running = self.options.others_running or (lambda: False)
             exhausted = False
             while not self._cancel.is_set():
@@ -364,7 +374,7 @@ class SweepExecutor:
         self.writer.add_result(result_write(cell.id, outcome))
         if outcome.result is not None:
             self.report.done += 1
-            await self._score(cell, outcome.result.text)
+            await self._score(cell, outcome.result.text, outcome.result.tool_calls)
         else:
             self.report.failed += 1
 
@@ -377,13 +387,16 @@ class SweepExecutor:
             self._judge = Judge(self.scoring, self.calls, entry, self._limiter(model))
         return self._judge
 
-    async def _score(self, cell: claims.Cell, output: str) -> None:
+    async def _score(self, cell: claims.Cell, output: str, tool_calls: list | None = None) -> None:
         if not self.scoring.metrics:
             return
         expected = self._expected.get(cell.example_id) if cell.example_id else None
+        # The version's response format travels in the cell's params (see plan.build_cells).
+        schema = schema_of(cell.params.get("response_format"))
         rows = []
         try:
-            for metric, value, detail in score_output(self.scoring, output, expected):
+            scores = score_output(self.scoring, output, expected, schema=schema, tool_calls=tool_calls)
+            for metric, value, detail in scores:
                 rows.append(score_row(cell.id, metric, value, detail))
             if "judge" in self.scoring.metrics:
                 inputs = (
@@ -393,7 +406,7 @@ class SweepExecutor:
                     await self._judge_of().score(
                         cell.id,
                         input_text=judge_input(inputs, cell.messages),
-                        output=output,
+                        output=outputs.view(output, tool_calls).text,  # tool calls as name(args)
                         expected=expected,
                     )
                 )
