@@ -62,6 +62,7 @@ EXTRA = {
 }
 # Positionals that must name something else than the default for this command.
 OVERRIDES = {
+    "mlflow pull": {"name": "=echo"},  # the prompt the fixture pushed to the tracking store
     "sweep resume": {"sweep_id": "pending_sweep"},
     "optimize resume": {"optimization_id": "pending_optimization"},
 }
@@ -159,6 +160,11 @@ def prepared(tmp_path_factory):
             (tmp / "versions.json").write_text(export_versions(s, fmt="json"), encoding="utf-8")
         dispose_engines()
         env = dict(os.environ)  # the models file and its key, set above
+        # MLflow's own store in a file (the server-side code is in the dev requirements); `mlflow
+        # pull` needs a prompt there, pushed once here.
+        env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'mlflow.db'}"
+        pushed = run_cli(["mlflow", "push", "echo@1"], env)
+        assert pushed.returncode == 0, pushed.stderr[-3000:]
         yield {
             "db": tmp / "prepared.db",
             "env": env,

@@ -10,7 +10,9 @@ A tree of command groups, one module each and one function per verb:
 - `ratings`: `ratings show|export` (`show` is the default verb: `ratings 5`).
 - `compare`: `compare SWEEP --a COLUMN --b COLUMN` or `--baseline COLUMN`: paired tests of columns.
 - `release`: `export versions|runs|ratings`, `import` and `gate`.
-- `optimize`: `optimize run|show|list|cancel|save` (`run` is the default verb).
+- `optimize`: `optimize run|show|list|cancel|save|resume|again` (`run` is the default verb).
+- `mlflow`: `mlflow log-sweep|push|pull`: sweeps as MLflow runs, versions to and from its Prompt
+  Registry (optional; mlflow is imported only when a command runs).
 - `common`: what the groups share (database, `--var`, output, `hint_for`); `table`: text tables.
 
 Older spellings (`sweep --resume ID`, `ratings-export`, `optimize-show ID`, ...) are parsed as they
@@ -27,7 +29,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-GROUPS = ("setup", "prompts", "datasets", "sweep", "worker", "ratings", "compare", "release", "optimize")
+GROUPS = (
+    "setup",
+    "prompts",
+    "datasets",
+    "sweep",
+    "worker",
+    "ratings",
+    "compare",
+    "release",
+    "optimize",
+    "mlflow",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

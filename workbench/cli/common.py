@@ -25,6 +25,10 @@ from typing import Any
 # The setting an error names (`WorkbenchError.field`, see workbench/errors.py) -> what to do about it
 # on the command line. Fields the CLI has nothing to add for are simply absent.
 HINTS: dict[str, str] = {
+    "override": "add --override to save it anyway (the lineage records the override and the evidence)",
+    "restart": "start a new run with the same settings: python -m workbench optimize again ID",
+    "tracking_uri": "give the server with --tracking-uri URI, or set MLFLOW_TRACKING_URI",
+    "experiment": "choose another experiment with --experiment NAME",
     "variables": "pass it with --var NAME=VALUE (or add the column to the dataset)",
     "regex": "give the pattern with --regex PATTERN",
     "json_schema": "give the schema with --json-schema FILE",
