@@ -14,6 +14,14 @@ from workbench.stats.columns import compare_columns
 from workbench.ui import compare_diff
 
 
+def tab(at, name: str):
+    """Open a Compare tab (only the open tab is computed; opening one reruns the page) and return it."""
+    at.session_state["compare.tab"] = name
+    at.run()
+    assert not at.exception
+    return at.tabs[["Side by side", "Summary", "Charts", "Difference"].index(name)]
+
+
 @pytest.fixture
 def compared(fake_models):
     fake_server = fake_models
@@ -29,7 +37,7 @@ def compared(fake_models):
 def test_grid_shows_outputs_side_by_side_and_errors(compared):
     at = page("pages/4_Compare.py")
     assert not at.exception
-    grid = at.tabs[0].dataframe[0].value
+    grid = tab(at, "Side by side").dataframe[0].value
     assert len(grid) == 5 and list(grid.columns[:3]) == ["row", "input", "expected"]
     first_col = grid.columns[3]
     assert grid.iloc[0][first_col] == "echo: cell-000 row 0"
@@ -38,7 +46,7 @@ def test_grid_shows_outputs_side_by_side_and_errors(compared):
 
 def test_summary_per_column(compared):
     at = page("pages/4_Compare.py")
-    summary = at.tabs[1].dataframe[0].value
+    summary = tab(at, "Summary").dataframe[0].value
     assert len(summary) == 4
     assert set(summary["n"]) == {5} and set(summary["failed"]) == {1}
     assert all(v.startswith("1.000") for v in summary["exact"])
@@ -47,10 +55,10 @@ def test_summary_per_column(compared):
 
 def test_charts_render_and_follow_filters(compared):
     at = page("pages/4_Compare.py")
-    charts = at.tabs[2].get("plotly_chart")
+    charts = tab(at, "Charts").get("plotly_chart")
     assert len(charts) == 5  # tokens, cost, latency, score heatmap, score vs cost
     at.multiselect(key="compare.f_models").set_value([FAKE]).run()
-    summary = at.tabs[1].dataframe[0].value
+    summary = tab(at, "Summary").dataframe[0].value
     assert len(summary) == 2 and all(FAKE + " |" in c for c in summary["column"])
 
 
@@ -74,10 +82,10 @@ def test_runs_of_two_sweeps_side_by_side(compared):
     at = page("pages/4_Compare.py")
     assert at.selectbox(key="compare.sweep").value == second  # newest first
     at.multiselect(key="compare.more_sweeps").set_value([compared]).run()
-    summary = at.tabs[1].dataframe[0].value
+    summary = tab(at, "Summary").dataframe[0].value
     assert len(summary) == 5
     assert {c.split(" | ")[0] for c in summary["column"]} == {f"#{second}", f"#{compared}"}
-    grid = at.tabs[0].dataframe[0].value
+    grid = tab(at, "Side by side").dataframe[0].value
     assert len(grid) == 5  # rows line up by dataset row
 
 
@@ -103,7 +111,7 @@ def two_versions(rows: int, **spec) -> int:
 
 
 def diff_tab(at):
-    return at.tabs[3]
+    return tab(at, "Difference")
 
 
 def diff_table(at) -> pd.DataFrame:
@@ -114,6 +122,7 @@ def test_difference_tab_shows_the_planted_difference_both_ways(fake_models):
     two_versions(10)
     at = page("pages/4_Compare.py")
     assert not at.exception
+    diff_tab(at)  # its widgets exist once it is open
     assert at.selectbox(key="compare.diff_baseline").value == "echo@1 | " + FAKE
     table = diff_table(at).set_index("metric")
     exact = table.loc["exact"]
@@ -159,12 +168,12 @@ def test_difference_tab_with_repeats_and_flaky_rows_in_the_summary(fake_models):
     assert exact["verdict"] == "worse" and exact["rows"] == 10
     assert exact["test"].startswith("sign-flip permutation") and "up to 3 repeats averaged" in exact["test"]
     assert exact["Δ"] == present.number(-(9 + 2 / 3) / 10, "+.3f")
-    summary = at.tabs[1].dataframe[0].value.set_index("column")
+    summary = tab(at, "Summary").dataframe[0].value.set_index("column")
     v1, v2 = summary.loc["echo@1 | " + FAKE], summary.loc["echo@2 | " + FAKE]
     assert (v1["exact pass^k"], v1["exact pass@k"], v1["exact flaky rows"]) == ("1.000", "1.000", 0)
     assert (v2["exact pass^k"], v2["exact pass@k"], v2["exact flaky rows"]) == ("0.000", "0.100", 1)
     assert "length pass^k" not in summary.columns  # not a pass/fail metric
-    flaky = at.tabs[1].dataframe[1].value
+    flaky = tab(at, "Summary").dataframe[1].value
     assert len(flaky) == 1
     assert (flaky.iloc[0]["column"], flaky.iloc[0]["row"]) == ("echo@2 | " + FAKE, 3)  # third row
     assert "cell-002" in flaky.iloc[0]["input"] and sorted(flaky.iloc[0]["repeats"].split()) == [
@@ -175,7 +184,7 @@ def test_difference_tab_with_repeats_and_flaky_rows_in_the_summary(fake_models):
 
 
 def test_no_consistency_columns_without_repeats(compared):
-    summary = page("pages/4_Compare.py").tabs[1].dataframe[0].value
+    summary = tab(page("pages/4_Compare.py"), "Summary").dataframe[0].value
     assert not any("pass^k" in c for c in summary.columns)
 
 

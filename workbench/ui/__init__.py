@@ -6,9 +6,12 @@ Each page in pages/ is a five-line shim that calls `render()` of its module here
 - `background`: the process-wide runner that executes sweeps and optimizations off the script thread.
 - `home`: what is in the database, which models work now, a quick start.
 - `prompts`: edit messages, preview, save versions, diff, labels.
+- `prompts_structured`: the Prompts page's structured output and tools editor (JSON Schema, tools,
+  tool choice) and its preview: chat bubbles with conversation placeholders expanded.
 - `datasets`: import, edit and export datasets.
 - `run`: build a sweep, see its size and cost, watch it run, cancel or resume it.
 - `compare`: outputs side by side, the per-column summary and the charts.
+- `compare_charts`: Compare's Charts tab: tokens and cost per column, latency boxes, scores (from aggregates).
 - `compare_diff`: Compare's Difference tab: paired differences against a baseline column.
 - `compare_consistency`: pass^k, pass@k and flaky rows over repeats in Compare's summary.
 - `rate`: blind A/B votes and the leaderboard they give.

@@ -54,6 +54,9 @@ FIELD_ADVICE = {
     "budget_usd": "Change the Budget in USD field (0 means no budget).",
     "max_calls": "Raise the Call cap, or set it to 0 for twice the estimate.",
     "train_fraction": "Move the Train share slider.",
+    "response_format": "Fix the JSON Schema box under 'Structured output and tools' and save a new version.",
+    "tools": "Fix the Tools box under 'Structured output and tools' and save a new version.",
+    "tool_choice": "Pick another Tool choice under 'Structured output and tools', or add that tool.",
     "override": "Tick the Override box under the proposal to save it anyway.",
     "tracking_uri": "Check that the MLflow server named by MLFLOW_TRACKING_URI is running, then send again.",
 }

@@ -1,10 +1,13 @@
-"""The Compare page: outputs side by side, a summary per column, plotly charts, and the paired
-differences against a baseline column (`compare_diff`; consistency over repeats: `compare_consistency`).
+"""The Compare page: outputs side by side, a summary per column, plotly charts (`compare_charts`),
+and the paired differences against a baseline column (`compare_diff`; consistency over repeats:
+`compare_consistency`).
 
 A column is (version, model, grid params); rows are dataset rows; repeats stack in a cell. The
-runs of a sweep are loaded once per (sweep, finished count) and cached, filters work on the
-cached frame, the side-by-side grid is paginated, and charts aggregate per column, so a sweep
-of 10,000 cells stays responsive (tests/bench/bench_compare.py measures it).
+cells of the chosen sweeps are loaded once per (sweeps, data versions) and cached; a selection
+(those plus the filters) is the cache key of everything computed from it: the summary, the
+consistency, the figures and the paired comparisons. Only the open tab is computed and sent; the
+side-by-side grid is paginated and only the shown page's texts are built, so a sweep of 10,000
+cells redraws in well under a second (tests/bench/bench_compare.py measures it).
 """
 
 from __future__ import annotations
@@ -14,16 +17,19 @@ import html
 import math
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from workbench import datasets, metrics, present
-from workbench.sweeps.summary import data_version, list_sweeps, progress, runs_frame, summarize
-from workbench.ui import compare_consistency, compare_diff
+from workbench.sweeps.summary import data_version, list_sweeps, runs_frame, summarize
+from workbench.ui import compare_charts, compare_consistency
 from workbench.ui.common import db
+from workbench.ui.mlflow import send_sweep_button
 
 PAGE_SIZE = 20
 NO_METRIC = "(none)"
+TABS = ["Side by side", "Summary", "Charts", "Difference"]
+TAB_KEY = "compare.tab"  # the open tab (session state: "Summary" opens the summary)
+CELL_FIELDS = ["row", "column", "repeat", "status", "output", "finish_reason", "error_kind", "error_message"]
 
 
 @st.cache_resource(show_spinner="Loading results ...", max_entries=4)
@@ -39,22 +45,61 @@ def _frame(sweep_id: int, version: tuple) -> pd.DataFrame:
             return df
         ids = [int(i) for i in df["example_id"].dropna().unique()]
         rows = {e.id: (e.position, e.inputs, e.expected) for e in datasets.examples_by_id(s, ids).values()}
-    df["row"] = df["example_id"].map(lambda i: rows[i][0] + 1 if i in rows else 1).astype(int)
-    df["input"] = df["example_id"].map(
-        lambda i: " · ".join(f"{k}: {v}" for k, v in rows[i][1].items()) if i in rows else "(variables)"
-    )
-    df["expected"] = df["example_id"].map(lambda i: rows[i][2] if i in rows else None)
+    # One lookup per dataset row, not one function call per cell.
+    ids = df["example_id"]
+    df["row"] = ids.map({i: r[0] + 1 for i, r in rows.items()}).fillna(1).astype(int)
+    df["input"] = ids.map(
+        {i: " · ".join(f"{k}: {v}" for k, v in r[1].items()) for i, r in rows.items()}
+    ).fillna("(variables)")
+    df["expected"] = ids.map({i: r[2] for i, r in rows.items()})  # missing (NaN) when unlabelled
     return df
+
+
+@st.cache_resource(max_entries=4)
+def _cells(version: tuple) -> pd.DataFrame:
+    """The cells of the chosen sweeps, one frame; with several sweeps, columns are prefixed by
+    their sweep id. `version` holds (sweep id, data version) per sweep, the first one chosen first."""
+    frames = [(i, _frame(i, v)) for i, v in version]
+    frames = [(i, f) for i, f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame()
+    if len(frames) == 1:
+        return frames[0][1]
+    return pd.concat([f.assign(column=f"#{i} | " + f["column"]) for i, f in frames], ignore_index=True)
 
 
 def render() -> None:
     """Draw the Compare page."""
     st.title("🔍 Compare")
+    picked = _pick_sweeps()
+    if picked is None:
+        return
+    chosen, remaining = picked
+    send_sweep_button(chosen[0])  # shown only when an MLflow tracking URI is configured
+    with db() as s:
+        version = tuple((i, data_version(s, i)) for i in chosen)
+    df = _cells(version)
+    if df.empty:
+        st.info("This sweep has no cells.")
+        return
+    if remaining:
+        st.caption(f"{remaining:,} cells still running; reload to see more.")
+    filtered, filter_key = _filters(df)
+    if filtered.empty:
+        st.warning("No cells match the filters.")
+        return
+    selection = (version, filter_key)  # identifies `filtered`: the cache key of all derived views
+    _tabs(selection, filtered, compare_charts.column_keys(df["column"].unique()))
+
+
+def _pick_sweeps() -> tuple[list[int], int] | None:
+    """The sweeps to compare (the first chosen first) and their cells still to run; None (and a
+    note) when there is no sweep yet."""
     with db() as s:
         items = list_sweeps(s, 200)
     if not items:
         st.info("No sweeps yet: start one on the Run page.")
-        return
+        return None
     labels = {sw.id: f"{sw.id}: {sw.name} ({p.total:,} cells, {sw.status})" for sw, p in items}
     default = st.session_state.get("run.sweep_id")
     ids = list(labels)
@@ -74,51 +119,35 @@ def render() -> None:
         help="Columns are then prefixed with their sweep id; rows line up by dataset row.",
     )
     chosen = [sweep_id, *extra]
-    with db() as s:
-        remaining = sum(progress(s, i).remaining for i in chosen)
-        version = tuple((i, data_version(s, i)) for i in chosen)
-    frames = [_frame(i, v) for i, v in version]
-    if len(frames) > 1:
-        frames = [
-            f.assign(column=f"#{i} | " + f["column"])
-            for (i, _), f in zip(version, frames, strict=True)
-            if not f.empty
-        ]
-    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    if df.empty:
-        st.info("This sweep has no cells.")
-        return
-    if remaining:
-        st.caption(f"{remaining:,} cells still running; reload to see more.")
-    filtered, filter_key = _filters(df)
-    if filtered.empty:
-        st.warning("No cells match the filters.")
-        return
-    table = _summary_table(sweep_id, version, filter_key, filtered)
-    tab_grid, tab_summary, tab_charts, tab_diff = st.tabs(["Side by side", "Summary", "Charts", "Difference"])
-    with tab_summary:
-        _summary(table, filtered, compare_consistency.by_column((version, filter_key), filtered))
-    with tab_charts:
-        _charts(filtered, table, _version_model_table(sweep_id, version, filter_key, filtered))
-    with tab_grid:
-        _grid(filtered)
-    with tab_diff:
-        compare_diff.render(filtered, (version, filter_key))
+    return chosen, sum(p.remaining for sw, p in items if sw.id in chosen)
+
+
+def _tabs(selection: tuple, filtered: pd.DataFrame, keys: dict[str, str]) -> None:
+    """The four tabs. Only the open one is computed (opening another reruns the page): the
+    consistency, the figures and the paired tests cost nothing until their tab is opened."""
+    grid, summary, charts, diff = st.tabs(TABS, key=TAB_KEY, on_change="rerun")
+    if grid.open:
+        with grid:
+            _grid(filtered)
+    if summary.open:
+        with summary:
+            consistency = compare_consistency.by_selection(selection, filtered)
+            _summary(_summary_table(selection, filtered), keys, consistency.found)
+            compare_consistency.flaky_expander(consistency)
+    if charts.open:
+        with charts:
+            compare_charts.render(selection, filtered, _summary_table(selection, filtered), keys)
+    if diff.open:
+        from workbench.ui import compare_diff  # loads scipy: only once this tab is opened
+
+        with diff:
+            compare_diff.render(filtered, selection)
 
 
 @st.cache_resource(max_entries=16)
-def _summary_table(sweep_id: int, version: tuple, filter_key: tuple, _filtered: pd.DataFrame) -> pd.DataFrame:
-    # version holds (sweep id, data version) of every sweep shown: it identifies _filtered.
-    """The per-column summary, computed once per (sweep, progress, filters)."""
+def _summary_table(selection: tuple, _filtered: pd.DataFrame) -> pd.DataFrame:
+    """The per-column summary, computed once per selection (which identifies _filtered)."""
     return summarize(_filtered)
-
-
-@st.cache_resource(max_entries=16)
-def _version_model_table(
-    sweep_id: int, finished: int, filter_key: tuple, _filtered: pd.DataFrame
-) -> pd.DataFrame:
-    """Scores per (version, model), for the heatmap."""
-    return summarize(_filtered.assign(column=_filtered["version"] + " | " + _filtered["model"]))
 
 
 def _filters(df: pd.DataFrame) -> tuple[pd.DataFrame, tuple]:
@@ -161,17 +190,21 @@ def _filters(df: pd.DataFrame) -> tuple[pd.DataFrame, tuple]:
     return out, key
 
 
-def _summary(table: pd.DataFrame, cells: pd.DataFrame, consistency: compare_consistency.Found) -> None:
+def _summary(table: pd.DataFrame, keys: dict[str, str], consistency: compare_consistency.Found) -> None:
     scored = metrics.mean_columns(table.columns)
+    with_keys = compare_charts.uses_keys(keys)
     rows = []
-    for _, r in table.iterrows():
-        row = {
-            "column": r["column"],
-            "n": r["n"],
-            "failed": r["failed"],
-            "cached": r["cached"],
-            "truncated": r["truncated"],
-        }
+    for r in table.to_dict("records"):
+        row = {"key": keys.get(r["column"], "")} if with_keys else {}
+        row.update(
+            {
+                "column": r["column"],
+                "n": r["n"],
+                "failed": r["failed"],
+                "cached": r["cached"],
+                "truncated": r["truncated"],
+            }
+        )
         for m in scored:
             mean, std = r[m.mean_column], r.get(m.std_column)
             spread = "" if present.is_missing(mean) or present.is_missing(std) else f" ± {present.score(std)}"
@@ -191,94 +224,40 @@ def _summary(table: pd.DataFrame, cells: pd.DataFrame, consistency: compare_cons
     st.dataframe(rows, hide_index=True, width="stretch", key="compare.summary")
     st.caption(
         "Scores are means ± standard deviation over done cells; cost shows unknown when a model is unpriced."
+        + (" Keys (C1, C2, ...) are how the charts name the columns." if with_keys else "")
         + (f" {compare_consistency.CAPTION}" if consistency else "")
     )
-    compare_consistency.flaky_expander(cells, consistency)
 
 
-def _charts(df: pd.DataFrame, table: pd.DataFrame, by_version_model: pd.DataFrame) -> None:
-    done = df[df["status"] == "done"]
-    c1, c2 = st.columns(2)
-    tokens = table.melt(
-        id_vars=["column"],
-        value_vars=["prompt_tokens", "completion_tokens"],
-        var_name="kind",
-        value_name="tokens",
-    )
-    c1.plotly_chart(
-        px.bar(tokens, x="column", y="tokens", color="kind", barmode="stack", title="Tokens per column"),
-        key="compare.chart_tokens",
-    )
-    priced = table.dropna(subset=["cost_usd"])
-    if priced.empty:
-        c2.info("No priced model in this selection: cost is unknown.")
-    else:
-        c2.plotly_chart(
-            px.bar(priced, x="column", y="cost_usd", title="Cost per column (USD)"), key="compare.chart_cost"
-        )
-    if not done.empty:
-        lat = done.assign(temperature=done["params"].map(lambda p: str(p.get("temperature", "default"))))
-        st.plotly_chart(
-            px.box(
-                lat,
-                x="model",
-                y="latency_ms",
-                color="temperature",
-                points=False,
-                title="Latency by model and temperature (ms)",
-            ),
-            key="compare.chart_latency",
-        )
-    scored = {m.name: m for m in metrics.mean_columns(table.columns)}
-    if scored:
-        name = st.selectbox(
-            "Score", list(scored), format_func=lambda n: scored[n].label, key="compare.chart_metric"
-        )
-        metric = scored[name]
-        pivot = by_version_model.pivot_table(index="version", columns="model", values=metric.mean_column)
-        c3, c4 = st.columns(2)
-        c3.plotly_chart(
-            px.imshow(
-                pivot,
-                text_auto=".2f",
-                aspect="auto",
-                color_continuous_scale="Viridis",
-                title=f"{metric.label}: version x model",
-            ),
-            key="compare.chart_heat",
-        )
-        trade = table.dropna(subset=[metric.mean_column])
-        cost_axis = "cost_usd" if trade["cost_usd"].notna().any() else "completion_tokens"
-        c4.plotly_chart(
-            px.scatter(
-                trade,
-                x=cost_axis,
-                y=metric.mean_column,
-                color="model",
-                symbol="version",
-                hover_name="column",
-                title=f"{metric.label} vs {cost_axis.replace('_', ' ')}",
-                labels={metric.mean_column: f"{metric.name} (mean)"},
-            ),
-            key="compare.chart_tradeoff",
-        )
-    else:
-        st.caption("Add scorers to the sweep to chart scores.")
+def _text(value: object) -> str:
+    """A text cell as shown: missing (None or NaN) is empty."""
+    return "" if value is None or present.is_missing(value) else str(value)
 
 
-def _cell_text(group: pd.DataFrame) -> str:
-    parts = []
-    for r in group.sort_values("repeat").to_dict("records"):
-        if r["status"] == "done":
-            text = r["output"] or "(empty output)"
-            if r["finish_reason"] == "length":
-                text += "  ✂ truncated"
-        elif r["status"] == "failed":
-            text = f"⚠ {r['error_kind']}: {r['error_message']}"
-        else:
-            text = f"… {r['status']}"
-        parts.append(text if len(group) == 1 else f"[{r['repeat'] + 1}] {text}")
-    return "\n".join(parts)
+def _one_text(r: dict) -> str:
+    """One cell's text: its output, its error or its status."""
+    if r["status"] == "done":
+        text = r["output"] or "(empty output)"
+        return text + "  ✂ truncated" if r["finish_reason"] == "length" else text
+    if r["status"] == "failed":
+        return f"⚠ {r['error_kind']}: {r['error_message']}"
+    return f"… {r['status']}"
+
+
+def _cell_texts(cells: pd.DataFrame) -> dict[tuple, str]:
+    """(row, column) -> the text of its cell, repeats in order and numbered when there are several."""
+    grouped: dict[tuple, list[dict]] = {}
+    for r in cells.sort_values("repeat", kind="stable")[CELL_FIELDS].to_dict("records"):
+        grouped.setdefault((r["row"], r["column"]), []).append(r)
+    return {
+        key: "\n".join(_one_text(r) if len(rs) == 1 else f"[{r['repeat'] + 1}] {_one_text(r)}" for r in rs)
+        for key, rs in grouped.items()
+    }
+
+
+def _cell_text(cells: pd.DataFrame) -> str:
+    """The text of one cell (the cells of one row and column)."""
+    return next(iter(_cell_texts(cells).values()), "")
 
 
 def _grid(df: pd.DataFrame) -> None:
@@ -298,11 +277,11 @@ def _grid(df: pd.DataFrame) -> None:
     page = st.number_input(f"Page (of {pages}, {len(rows):,} rows)", 1, pages, 1, key="compare.page")
     shown_rows = rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     window = sub[sub["row"].isin(shown_rows)]
-    texts = {key: _cell_text(group) for key, group in window.groupby(["row", "column"], sort=False)}
+    texts = _cell_texts(window)
     firsts = window.drop_duplicates("row").set_index("row")
     table = []
     for row in shown_rows:
-        entry = {"row": row, "input": firsts.at[row, "input"], "expected": firsts.at[row, "expected"] or ""}
+        entry = {"row": row, "input": firsts.at[row, "input"], "expected": _text(firsts.at[row, "expected"])}
         for column in chosen:
             entry[column] = texts.get((row, column), "")
         table.append(entry)
@@ -323,8 +302,9 @@ def _row_detail(window: pd.DataFrame, shown_rows: list[int], chosen: list[str]) 
         row = st.selectbox("Row", shown_rows, key="compare.detail_row")
         cells = window[window["row"] == row]
         st.markdown(f"**Input** — {html.escape(cells.iloc[0]['input'])}")
-        if cells.iloc[0]["expected"]:
-            st.markdown(f"**Expected** — {html.escape(str(cells.iloc[0]['expected']))}")
+        expected = _text(cells.iloc[0]["expected"])
+        if expected:
+            st.markdown(f"**Expected** — {html.escape(expected)}")
         cols = st.columns(min(len(chosen), 4))
         for i, column in enumerate(chosen[:4]):
             with cols[i]:
