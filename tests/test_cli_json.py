@@ -193,13 +193,35 @@ def test_the_walk_finds_the_machine_commands():
     assert not set(EXTRA) - names and not set(OVERRIDES) - names, "stale entries"
 
 
+@pytest.fixture(scope="module")
+def outputs(prepared, tmp_path_factory) -> dict[str, tuple[list[str], subprocess.CompletedProcess | str]]:
+    """Every command run once, each on its own copy of the prepared database, a few at a time:
+    most of each run is Python start-up, which two cores share well. Commands writing MLflow's
+    store run one after another (it is one SQLite file). A command whose arguments cannot be
+    built maps to the reason."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run(command: Command) -> tuple[list[str], subprocess.CompletedProcess | str]:
+        try:
+            argv = argv_of(command, prepared)
+        except pytest.fail.Exception as exc:
+            return [], str(exc)
+        db = tmp_path_factory.mktemp("cmd") / "workbench.db"
+        shutil.copy(prepared["db"], db)
+        return argv, run_cli(argv, {**prepared["env"], "WORKBENCH_DATABASE_URL": f"sqlite:///{db}"})
+
+    mlflow = [c for c in COMMANDS if c.words[0] == "mlflow"]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        serial = pool.submit(lambda: {c.name: run(c) for c in mlflow})
+        parallel = {c.name: pool.submit(run, c) for c in COMMANDS if c not in mlflow}
+        return {**serial.result(), **{name: f.result() for name, f in parallel.items()}}
+
+
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.name)
-def test_machine_output_is_only_json(command, prepared, tmp_path):
-    db = tmp_path / "workbench.db"
-    shutil.copy(prepared["db"], db)
-    env = {**prepared["env"], "WORKBENCH_DATABASE_URL": f"sqlite:///{db}"}
-    argv = argv_of(command, prepared)
-    proc = run_cli(argv, env)
+def test_machine_output_is_only_json(command, outputs):
+    argv, proc = outputs[command.name]
+    if isinstance(proc, str):
+        pytest.fail(proc)
     assert proc.returncode in EXIT_CODES.get(command.name, {0}), (argv, proc.stderr[-3000:])
     try:
         json.loads(proc.stdout)
