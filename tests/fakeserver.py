@@ -10,6 +10,12 @@ while the code under test runs its own loop (or none) in the main thread.
     server.max_in_flight_of("fake-model")  # most requests for that model answered at once
     server.stop()
 
+Structured replies: `Reply(json={"city": "Paris"})` answers that JSON as the text;
+`Reply(tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}])` answers function calls
+(finish_reason "tool_calls"; streamed as OpenAI does, the arguments in pieces); `cached_tokens` and
+`reasoning_tokens` add `prompt_tokens_details` / `completion_tokens_details` to the usage;
+`error_message` replaces an error's message (e.g. a provider's "tools are not supported").
+
 Endpoints: POST /v1/chat/completions (JSON or SSE streaming, `stream_options.include_usage`
 honoured like OpenAI) and GET /v1/models. Every response carries `x-request-id: req-<n>`, and its
 JSON (success chunks and error bodies) the id `chatcmpl-<n>`, where n grows for the server's whole
@@ -81,6 +87,42 @@ class Reply:
     hang: bool = False  # never answer (wait until the client gives up or the server stops)
     headers: dict[str, str] = field(default_factory=dict)  # extra response headers
     chunk_delay: float = 0.0  # streaming: sleep between content chunks
+    json: Any = None  # answer this value as JSON text (instead of `text`)
+    tool_calls: list[dict[str, Any]] | None = None  # [{"name", "arguments": dict | str, "id"?}]
+    cached_tokens: int | None = None  # usage.prompt_tokens_details.cached_tokens
+    reasoning_tokens: int | None = None  # usage.completion_tokens_details.reasoning_tokens
+    error_message: str | None = None  # the message of an error reply (status != 200)
+
+
+def _openai_tool_calls(reply: Reply, n: int) -> list[dict[str, Any]]:
+    """A reply's tool calls in OpenAI's response shape (arguments as JSON text)."""
+    out = []
+    for i, call in enumerate(reply.tool_calls or []):
+        args = call.get("arguments", {})
+        out.append(
+            {
+                "id": call.get("id") or f"call_{n}_{i}",
+                "type": "function",
+                "function": {
+                    "name": call["name"],
+                    "arguments": args if isinstance(args, str) else json.dumps(args),
+                },
+            }
+        )
+    return out
+
+
+def _usage(reply: Reply, completion_tokens: int) -> dict[str, Any]:
+    usage: dict[str, Any] = {
+        "prompt_tokens": reply.prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": reply.prompt_tokens + completion_tokens,
+    }
+    if reply.cached_tokens is not None:
+        usage["prompt_tokens_details"] = {"cached_tokens": reply.cached_tokens, "audio_tokens": 0}
+    if reply.reasoning_tokens is not None:
+        usage["completion_tokens_details"] = {"reasoning_tokens": reply.reasoning_tokens, "audio_tokens": 0}
+    return usage
 
 
 def last_content(body: Any) -> str:
@@ -326,21 +368,28 @@ class FakeOpenAIServer:
         if "_raw" in body:
             return self._error_response(400, n, headers, "Request body is not valid JSON")
         if reply.status != 200:
-            return self._error_response(reply.status, n, headers)
+            return self._error_response(reply.status, n, headers, reply.error_message)
 
-        text = reply.text if reply.text is not None else "echo: " + last_content(body)[:200]
+        if reply.json is not None:
+            text = json.dumps(reply.json)
+        elif reply.tool_calls and reply.text is None:
+            text = ""
+        else:
+            text = reply.text if reply.text is not None else "echo: " + last_content(body)[:200]
+        calls = _openai_tool_calls(reply, n)
         completion_tokens = (
-            reply.completion_tokens if reply.completion_tokens is not None else len(text.split())
+            reply.completion_tokens
+            if reply.completion_tokens is not None
+            else len(text.split()) + sum(len(c["function"]["arguments"].split()) for c in calls)
         )
-        usage = {
-            "prompt_tokens": reply.prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": reply.prompt_tokens + completion_tokens,
-        }
+        usage = _usage(reply, completion_tokens)
+        finish_reason = "tool_calls" if calls and reply.finish_reason == "stop" else reply.finish_reason
         model = str(body.get("model") or DEFAULT_MODELS[0])
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            return await self._stream(request, n, reply, headers, model, text, usage, include_usage)
+            return await self._stream(
+                request, n, reply, headers, model, text, usage, include_usage, calls, finish_reason
+            )
 
         if reply.malformed:
             broken = f'{{"id": "chatcmpl-{n}", "object": "chat.completion", "choices": [{{"index": 0, '
@@ -354,9 +403,14 @@ class FakeOpenAIServer:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": text, "refusal": None},
+                    "message": {
+                        "role": "assistant",
+                        "content": text if (text or not calls) else None,
+                        "refusal": None,
+                        **({"tool_calls": calls} if calls else {}),
+                    },
                     "logprobs": None,
-                    "finish_reason": reply.finish_reason,
+                    "finish_reason": finish_reason,
                 }
             ],
             "usage": usage,
@@ -382,8 +436,10 @@ class FakeOpenAIServer:
         headers: dict[str, str],
         model: str,
         text: str,
-        usage: dict[str, int],
+        usage: dict[str, Any],
         include_usage: bool,
+        calls: list[dict[str, Any]],
+        finish_reason: str,
     ) -> web.StreamResponse:
         resp = web.StreamResponse(
             status=200,
@@ -423,9 +479,22 @@ class FakeOpenAIServer:
             if request.transport is not None:
                 request.transport.abort()
             return resp
+        for i, call in enumerate(calls):
+            # As OpenAI streams a call: id and name first, then the arguments text in pieces.
+            head = {
+                "index": i,
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": call["function"]["name"], "arguments": ""},
+            }
+            await resp.write(chunk({"tool_calls": [head]}))
+            args = call["function"]["arguments"]
+            for start in range(0, len(args), 8):
+                part = {"index": i, "function": {"arguments": args[start : start + 8]}}
+                await resp.write(chunk({"tool_calls": [part]}))
         if reply.chunk_delay > 0 and pieces:
             await asyncio.sleep(reply.chunk_delay)
-        await resp.write(chunk({}, reply.finish_reason))
+        await resp.write(chunk({}, finish_reason))
         if include_usage:
             final = {
                 "id": f"chatcmpl-{n}",

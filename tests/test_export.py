@@ -76,7 +76,7 @@ def test_json_export_of_all_versions_is_schema_valid_and_lossless(library):
     with session_scope() as s:
         doc = json.loads(export.export_versions(s, fmt="json"))
     validate(doc)
-    assert doc["schema_version"] == 1 and doc["workbench_version"]
+    assert doc["schema_version"] == 2 and doc["workbench_version"]
     assert [(v["prompt"], v["version"]) for v in doc["versions"]] == [
         ("another", 1),
         ("greet", 1),

@@ -169,7 +169,7 @@ def _ver(i: int, **change):
     "mutate, path, message",
     [
         (_msg(3, role="bot"), "$.versions[3].messages[0].role", "'bot' is not one of"),
-        (lambda d: d.update(schema_version=2), "$.schema_version", "reads schema_version 1"),
+        (lambda d: d.update(schema_version=3), "$.schema_version", "reads schema_version 1 or 2"),
         (lambda d: d.pop("schema_version"), "$.schema_version", "missing"),
         (lambda d: d["versions"][2].pop("content_hash"), "$.versions[2]", "'content_hash' is a required"),
         (_ver(1, content_hash="abc"), "$.versions[1].content_hash", "does not match"),
@@ -286,3 +286,99 @@ def test_import_in_one_transaction_on_each_backend(session):
     assert [a["number"] for a in result.added] == [1, 2]
     hello = store.get_prompt(session, "hello")
     assert [v.source for v in store.versions_of(session, hello.id)] == ["import", "import"]
+
+
+# A file written by the workbench before schema version 2 (no response formats, tools or
+# placeholders): it still imports, with the hash it was exported with.
+V1_EXPORT = {
+    "schema_version": 1,
+    "exported_at": "2026-11-20T10:00:00Z",
+    "workbench_version": "0.1.0",
+    "selection": {},
+    "versions": [
+        {
+            "prompt": "qa",
+            "prompt_description": "",
+            "version": 1,
+            "messages": [
+                {"role": "system", "content": "You are terse."},
+                {"role": "user", "content": "{{ question }}"},
+            ],
+            "params": {"temperature": 0.0},
+            "variables": ["question"],
+            "content_hash": "e6727fcc8671a454288810253e6ad79bd98bd2accf41bb62eca10bf64937c3a3",
+            "original_hash": "e6727fcc8671a454288810253e6ad79bd98bd2accf41bb62eca10bf64937c3a3",
+            "labels": ["production"],
+            "parent": None,
+            "source": "manual",
+            "note": "",
+            "created_at": "2026-11-19T09:00:00Z",
+            "imported_at": None,
+            "evidence": {"winner": None, "sweep": None, "leaderboard": None, "optimizations": []},
+        }
+    ],
+}
+
+
+def test_an_old_schema_version_1_export_still_imports():
+    migrate()
+    result = import_doc(V1_EXPORT)
+    assert [a["number"] for a in result.added] == [1] and result.warnings == []
+    with session_scope() as s:
+        v = store.resolve(s, "qa:production")
+        assert v.content_hash == V1_EXPORT["versions"][0]["content_hash"] and v.response_format is None
+    again = export_doc()
+    assert again["schema_version"] == 2 and again["versions"][0]["tools"] is None
+    # A version 1 file is read by the version 1 schema: a v2-only field there is refused.
+    bad = _bad(V1_EXPORT, _ver(0, tools=[{"type": "function", "function": {"name": "f"}}]))
+    with pytest.raises(ImportSchemaError, match="Additional properties"):
+        import_doc(bad)
+
+
+def test_structured_versions_and_placeholders_round_trip(tmp_path, monkeypatch):
+    migrate()
+    with session_scope() as s:
+        store.save_version(
+            s,
+            prompt_name="agent",
+            messages=[{"role": "system", "content": "Help."}, {"placeholder": "history"}],
+            response_format={"type": "object", "properties": {"city": {"type": "string"}}},
+            tools=[{"name": "get_weather", "parameters": {"type": "object", "properties": {}}}],
+            tool_choice="get_weather",
+        )
+    first = export_doc()
+    record = first["versions"][0]
+    assert record["messages"][1] == {"role": "placeholder", "content": "history"}
+    assert record["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+    use_database(monkeypatch, tmp_path, "structured.db")
+    result = import_doc(first)
+    assert len(result.added) == 1 and result.warnings == []
+    assert normalised(export_doc()) == normalised(first)
+    with session_scope() as s:
+        assert store.resolve(s, "agent").variables == ["history"]
+
+
+@pytest.mark.parametrize(
+    "mutate, path, message",
+    [
+        (
+            _ver(0, tools=[{"type": "function", "function": {"name": "bad name"}}]),
+            "$.versions[0].tools[0].function.name",
+            "letters, digits",
+        ),
+        (_ver(0, tool_choice="auto"), "$.versions[0].tool_choice", "needs tools"),
+        (
+            _ver(0, response_format={"type": "json_schema", "json_schema": {"schema": {"type": "nope"}}}),
+            "$.versions[0].response_format.json_schema.schema.type",
+            "not a valid JSON Schema",
+        ),
+        (_msg(0, role="placeholder", content="2 bad"), "$.versions[0].messages[0].content", "plain name"),
+    ],
+)
+def test_a_bad_structured_setting_is_located(mutate, path, message):
+    migrate()
+    build_library()
+    doc = _bad(export_doc(), mutate)
+    with pytest.raises(ImportSchemaError) as info:
+        import_doc(doc)
+    assert info.value.path == path and message in str(info.value)

@@ -67,7 +67,7 @@ def test_expected_answers_and_winners_come_from_the_metric_registry():
 
     assert set(SCORERS) == set(metrics.METRICS) - {"json_schema"}
     needs = {m.name for m in metrics.METRICS.values() if m.needs_expected}
-    assert needs == {"exact", "exact_raw", "contains", "contains_raw"}
+    assert needs == {"exact", "exact_raw", "contains", "contains_raw", "json_match", "tool_call"}
     # Without an expected answer, exactly the metrics that need one are skipped.
     offline = [m for m in SCORERS if m != "judge"]  # every scorer that makes no call
     assert set(scores(offline, "abc", None, regex="a")) == set(offline) - needs

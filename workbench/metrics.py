@@ -67,6 +67,11 @@ METRICS: dict[str, Metric] = {
         Metric("regex", "matches the pattern", True, True, needs_settings=("regex",)),
         Metric("json", "valid JSON", True, True),
         Metric("json_schema", "matches the JSON Schema", True, True, needs_settings=("json_schema",)),
+        # The version's own schema (its response_format); without one, "parses as JSON".
+        Metric("json_valid", "valid JSON for the version's schema", True, True),
+        # The share of the expected JSON's fields the output matches (per field in the score's detail).
+        Metric("json_match", "JSON fields matching the expected (0-1)", True, False, needs_expected=True),
+        Metric("tool_call", "makes the expected tool call(s)", True, True, needs_expected=True),
         Metric("length", "output length (characters)", None, False),
         Metric("judge", "LLM judge (0-1)", True, False, needs_settings=("judge_model",)),
     )

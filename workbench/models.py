@@ -54,6 +54,10 @@ class PromptVersion(SQLModel, table=True):
     source: str = Field(default="manual", max_length=20)  # manual | dspy | import
     # For an imported version: the source it had where it was exported (migration 0002).
     origin_source: str | None = Field(default=None, max_length=20)
+    # Structured output and tools (migration 0003), normalised by `prompts.structured`; None: unset.
+    response_format: dict[str, Any] | None = _json(lambda: None, nullable=True)
+    tools: list[dict[str, Any]] | None = _json(lambda: None, nullable=True)
+    tool_choice: Any = _json(lambda: None, nullable=True)  # "auto" | "none" | "required" | {function}
     note: str = Field(default="", max_length=4000)
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 
@@ -142,12 +146,19 @@ class Run(SQLModel, table=True):
     cached_from_id: int | None = Field(default=None, foreign_key="run.id")
     attempts: int = 0
     output: str | None = _text()
+    # The function calls the reply made: [{"id", "name", "arguments"}] (arguments parsed when they
+    # are JSON, else the raw text); None when it made none (migration 0003).
+    tool_calls: list[dict[str, Any]] | None = _json(lambda: None, nullable=True)
     finish_reason: str | None = Field(default=None, max_length=40)
     error_kind: str | None = Field(default=None, max_length=40)
     error_message: str | None = _text()
     request_id: str | None = Field(default=None, max_length=200)
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    # Parts of the two counts above, when the provider reports them (migration 0003): prompt
+    # tokens read from the provider's prompt cache, and completion tokens spent on reasoning.
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
     cost_usd: float | None = None
     latency_ms: float | None = None
     ttft_ms: float | None = None

@@ -6,14 +6,51 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from workbench.cli.common import ensure_db, parse_vars, print_json, session, show_help
 
 
-def _print_messages(messages: list[dict[str, str]]) -> None:
+def _print_messages(messages: list[dict[str, Any]]) -> None:
+    from workbench.sweeps.outputs import message_text
+
     for m in messages:
-        print(f"--- {m['role']}")
-        print(m["content"])
+        if m["role"] == "placeholder":
+            print(f"--- placeholder: {m['content']}")
+            continue
+        print(f"--- {m['role']}" + (f" (result of {m['tool_call_id']})" if m.get("tool_call_id") else ""))
+        print(message_text(m))
+
+
+def _read_json_or_yaml(path: str, what: str) -> Any:
+    """A JSON / YAML file's content (for --schema and --tools)."""
+    from workbench.errors import ImportFileError
+    from workbench.prompts.files import read_data_file
+
+    try:
+        return read_data_file(Path(path))
+    except ImportFileError as exc:
+        raise ImportFileError(f"{what}: {exc}") from None
+
+
+def _structured_args(args: argparse.Namespace, pf: Any) -> dict[str, Any]:
+    """The file's response_format / tools / tool_choice, with the command's options on top."""
+    given = pf.structured()
+    if args.schema:
+        given["response_format"] = _read_json_or_yaml(args.schema, "the schema")
+    if args.strict is not None:
+        from workbench.prompts.structured import check_response_format
+
+        if given["response_format"] is None:
+            from workbench.errors import ValidationError
+
+            raise ValidationError("Strict mode needs a schema.", field="response_format")
+        given["response_format"] = check_response_format(given["response_format"], strict=args.strict)
+    if args.tools:
+        given["tools"] = _read_json_or_yaml(args.tools, "the tools")
+    if args.tool_choice:
+        given["tool_choice"] = args.tool_choice
+    return given
 
 
 def cmd_add(args: argparse.Namespace) -> int:
@@ -24,9 +61,10 @@ def cmd_add(args: argparse.Namespace) -> int:
     ensure_db()
     pf = load_prompt_file(Path(args.file))
     name = args.name or pf.name
+    extra = _structured_args(args, pf)
     with session() as s:
         version, created = store.save_version(
-            s, prompt_name=name, messages=pf.messages, params=pf.params, note=args.note or pf.note
+            s, prompt_name=name, messages=pf.messages, params=pf.params, note=args.note or pf.note, **extra
         )
         ref = f"{name}@{version.number}"
     if created:
@@ -96,6 +134,9 @@ def cmd_show(args: argparse.Namespace) -> int:
             "labels": labels,
             "messages": v.messages,
             "params": v.params,
+            "response_format": v.response_format,
+            "tools": v.tools,
+            "tool_choice": v.tool_choice,
             "variables": v.variables,
             "content_hash": v.content_hash,
             "parent": parent.number if parent else None,
@@ -124,6 +165,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"note: {data['note']}")
     print(f"variables: {', '.join(data['variables']) or '-'}")
     print(f"params: {json.dumps(data['params'])}")
+    for key in ("response_format", "tools", "tool_choice"):
+        if data[key] is not None:
+            print(f"{key}: {json.dumps(data[key], ensure_ascii=False)}")
     _print_messages(data["messages"])
     return 0
 
@@ -170,7 +214,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
         with session() as s:
             v = store.resolve(s, args.prompt)
         messages = store.render_version(v, parse_vars(args.var))
-        params = {k: val for k, val in v.params.items() if k != "model"}
+        params = store.call_params(v)
     elif args.message:
         messages = [{"role": "user", "content": args.message}]
         params = {}
@@ -186,7 +230,9 @@ def cmd_complete(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result.to_dict())
         return 0
-    print(result.text)
+    from workbench.sweeps.outputs import view
+
+    print(view(result.text, result.tool_calls).text)
     ttft = f", ttft {present.ms(result.ttft_ms)} ms" if result.ttft_ms is not None else ""
     print(
         f"\n[{result.model}: {result.prompt_tokens} prompt + {result.completion_tokens} completion "
@@ -207,6 +253,20 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     c.add_argument("name", nargs="?", help="Prompt name (default: the file's 'name').")
     c.add_argument("--file", required=True, help="JSON/YAML with messages + params, or a .j2 template.")
     c.add_argument("--note", default="", help="A note stored with the version.")
+    c.add_argument(
+        "--schema",
+        metavar="FILE",
+        help="JSON/YAML: a JSON Schema the reply must follow (or a whole response_format object).",
+    )
+    strict = c.add_mutually_exclusive_group()
+    strict.add_argument(
+        "--strict", dest="strict", action="store_true", default=None, help="Strict structured output."
+    )
+    strict.add_argument("--no-strict", dest="strict", action="store_false", help="Not strict (the default).")
+    c.add_argument("--tools", metavar="FILE", help="JSON/YAML: a list of functions the model may call.")
+    c.add_argument(
+        "--tool-choice", dest="tool_choice", metavar="CHOICE", help="auto, none, required or a tool name."
+    )
     c.set_defaults(func=cmd_add)
     c = verbs.add_parser("list", help="List prompts with version counts and labels.")
     c.add_argument("--json", action="store_true", help="Print JSON.")

@@ -1,4 +1,4 @@
-"""Text diffs between two versions, from the standard library."""
+"""Text diffs between two versions (messages, params, response format, tools), from the standard library."""
 
 from __future__ import annotations
 
@@ -7,17 +7,28 @@ import json
 from dataclasses import dataclass
 
 from workbench.models import PromptVersion
+from workbench.prompts.conversation import is_placeholder
+from workbench.prompts.structured import of_version
 
 
 def version_text(version: PromptVersion) -> str:
-    """A readable text form of a version: each message under a role header, then the params."""
+    """A readable text form of a version: each message under a role header (a placeholder as
+    `### placeholder: NAME`), then the params, response format, tools and tool choice (each as
+    indented JSON with sorted keys, so a change shows as the lines it touches)."""
     parts = []
     for msg in version.messages:
+        if is_placeholder(msg):
+            parts.append(f"### placeholder: {msg['content']}")
+            continue
         parts.append(f"### {msg['role']}")
         parts.append(msg["content"])
     if version.params:
         parts.append("### params")
         parts.append(json.dumps(version.params, indent=2, sort_keys=True))
+    for key, value in of_version(version).to_dict().items():
+        if value is not None:
+            parts.append(f"### {key}")
+            parts.append(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
     return "\n".join(parts) + "\n"
 
 

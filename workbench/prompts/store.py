@@ -14,11 +14,11 @@ from sqlmodel import Session, col, func, select
 
 from workbench.errors import NotFoundError, ValidationError
 from workbench.models import Label, LabelEvent, Prompt, PromptVersion, utcnow
-from workbench.prompts import templates
+from workbench.prompts import structured, templates
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,199}$")
 LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,99}$")
-PARAM_KEYS = {"model", "temperature", "max_tokens", "top_p", "stop", "seed", "response_format"}
+PARAM_KEYS = {"model", "temperature", "max_tokens", "top_p", "stop", "seed"}
 
 
 def check_name(name: str, what: str = "Prompt") -> str:
@@ -60,6 +60,20 @@ def check_params(params: dict[str, Any] | None) -> dict[str, Any]:
     if "seed" in params and params["seed"] is not None:
         params["seed"] = int(params["seed"])
     return {k: v for k, v in params.items() if v is not None}
+
+
+def split_structured(
+    params: dict[str, Any] | None, *, response_format: Any = None, tools: Any = None, tool_choice: Any = None
+) -> tuple[dict[str, Any], structured.Structured]:
+    """Params without response_format / tools / tool_choice, and those settings checked.
+
+    A prompt file may put them among its params; given as arguments they win.
+    """
+    rest = dict(params or {})
+    lifted = {key: rest.pop(key, None) for key in structured.FIELDS}
+    given = {"response_format": response_format, "tools": tools, "tool_choice": tool_choice}
+    chosen = {k: given[k] if given[k] is not None else lifted[k] for k in structured.FIELDS}
+    return rest, structured.Structured.check(**chosen)
 
 
 @dataclass(frozen=True)
@@ -145,17 +159,24 @@ def save_version(
     parent_id: int | None = None,
     original_hash: str | None = None,
     create: bool = True,
+    response_format: Any = None,
+    tools: Any = None,
+    tool_choice: Any = None,
 ) -> tuple[PromptVersion, bool]:
     """Save content as the next version of a prompt; returns (version, created).
 
     Versions are immutable: this never changes an existing row. Content identical to an
     existing version of the same prompt returns that version with created=False. The parent
-    defaults to the prompt's latest version.
+    defaults to the prompt's latest version. `response_format`, `tools` and `tool_choice` are
+    checked and normalised by `structured` (they may also come inside `params`).
     """
     msgs = templates.check_messages(messages)
+    params, extra = split_structured(
+        params, response_format=response_format, tools=tools, tool_choice=tool_choice
+    )
     params = check_params(params)
-    variables = templates.variables_of([m["content"] for m in msgs])
-    digest = templates.content_hash(msgs, params)
+    variables = templates.message_variables(msgs)
+    digest = templates.content_hash(msgs, params, **extra.to_dict())
     prompt = get_prompt(session, prompt_name)
     if prompt is None:
         if not create:
@@ -179,6 +200,7 @@ def save_version(
         messages=msgs,
         params=params,
         variables=variables,
+        **extra.to_dict(),
         content_hash=digest,
         original_hash=original_hash or digest,
         parent_id=parent_id if parent_id is not None else (latest.id if latest else None),
@@ -298,6 +320,9 @@ def duplicate_prompt(session: Session, *, source_name: str, new_name: str) -> Pr
         messages=src.messages,
         params=src.params,
         variables=src.variables,
+        response_format=src.response_format,
+        tools=src.tools,
+        tool_choice=src.tool_choice,
         content_hash=src.content_hash,
         original_hash=src.content_hash,
         parent_id=src.id,
@@ -323,6 +348,13 @@ def resolve_name(session: Session, version: PromptVersion) -> str:
 
 def render_version(
     version: PromptVersion, variables: dict[str, Any], *, context: str = ""
-) -> list[dict[str, str]]:
-    """Render a version's messages with `variables`."""
+) -> list[dict[str, Any]]:
+    """Render a version's messages with `variables` (placeholders expanded to their conversations)."""
     return templates.render_messages(version.messages, variables, context=context)
+
+
+def call_params(version: PromptVersion) -> dict[str, Any]:
+    """What a call of this version sends besides the messages: its default params (without
+    `model`) and its response format, tools and tool choice when it has them."""
+    params = {k: v for k, v in (version.params or {}).items() if k != "model"}
+    return {**params, **structured.of_version(version).request_params()}

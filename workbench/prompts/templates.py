@@ -26,6 +26,7 @@ from workbench.errors import (
     ValidationError,
     WorkbenchError,
 )
+from workbench.prompts import conversation
 from workbench.prompts.sandbox import PromptSandbox, RenderLimit, guard, render_budget
 
 ROLES = ("system", "user", "assistant")
@@ -48,7 +49,11 @@ class Message:
 
 
 def normalize_messages(messages: list[dict[str, Any]] | list[Message]) -> list[dict[str, str]]:
-    """Check roles and content types; return plain dicts. Raises ValidationError."""
+    """Check roles and content types; return plain dicts. Raises ValidationError.
+
+    A placeholder entry (`{"placeholder": "history"}`, see `conversation`) is kept as
+    `{"role": "placeholder", "content": "history"}`.
+    """
     out: list[dict[str, str]] = []
     if not messages:
         raise ValidationError("A prompt needs at least one message.")
@@ -57,10 +62,20 @@ def normalize_messages(messages: list[dict[str, Any]] | list[Message]) -> list[d
             msg = msg.to_dict()
         if not isinstance(msg, dict):
             raise ValidationError(f"Message {i + 1} must be an object with 'role' and 'content'.")
+        try:
+            placeholder = conversation.placeholder_entry(msg, i)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+        if placeholder is not None:
+            out.append(placeholder)
+            continue
         role = str(msg.get("role", "")).strip().lower()
         content = msg.get("content", "")
         if role not in ROLES:
-            raise ValidationError(f"Message {i + 1} has role '{role}'; use one of {', '.join(ROLES)}.")
+            raise ValidationError(
+                f"Message {i + 1} has role '{role}'; use one of {', '.join(ROLES)} "
+                "(or a placeholder entry for a conversation held by a variable)."
+            )
         if not isinstance(content, str):
             raise ValidationError(f"Message {i + 1} content must be text.")
         out.append({"role": role, "content": content})
@@ -116,12 +131,17 @@ def _compiled(source: str) -> Template:
     return _env.from_string(guard(_env.parse(source)))
 
 
-def variables_of(sources: list[str]) -> list[str]:
-    """Variables the sources read, in order of first appearance (across sources in order)."""
+def variables_of(sources: list[str | None]) -> list[str]:
+    """Variables the sources read, in order of first appearance (across sources in order).
+
+    A None source reads nothing (it keeps the message numbers of errors right).
+    """
     from jinja2 import meta
 
     seen: list[str] = []
     for i, source in enumerate(sources):
+        if source is None:
+            continue
         ast = parse(source, message_index=i)
         undeclared = meta.find_undeclared_variables(ast)
         names = sorted(
@@ -161,8 +181,29 @@ def check_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
     """Validate roles and Jinja syntax of every message; return normalised messages."""
     msgs = normalize_messages(messages)
     for i, msg in enumerate(msgs):
-        parse(msg["content"], message_index=i)
+        if not conversation.is_placeholder(msg):
+            parse(msg["content"], message_index=i)
     return msgs
+
+
+def message_variables(messages: list[dict[str, Any]]) -> list[str]:
+    """Variables a message list reads, in order: its templates' and its placeholders'."""
+    seen: list[str] = []
+    for i, msg in enumerate(messages):
+        if conversation.is_placeholder(msg):
+            names = [msg["content"]]
+        else:
+            names = variables_of([None] * i + [msg["content"]])  # errors name message i + 1
+        seen += [n for n in names if n not in seen]
+    return seen
+
+
+def required_message_variables(messages: list[dict[str, Any]]) -> list[str]:
+    """The variables a message list cannot render without: see `required_variables`; a
+    placeholder's variable is always required."""
+    sources = [m["content"] for m in messages if not conversation.is_placeholder(m)]
+    required = set(required_variables(sources)) | set(conversation.placeholder_names(messages))
+    return [n for n in message_variables(messages) if n in required]
 
 
 def render_text(
@@ -213,24 +254,37 @@ def render_text(
 
 def render_messages(
     messages: list[dict[str, str]], variables: dict[str, Any], *, context: str = ""
-) -> list[dict[str, str]]:
+) -> list[dict[str, Any]]:
     """Render every message of a chat template; the result is what a model receives.
 
-    The messages share one render budget: a chat is stopped as soon as a single message would be.
+    A placeholder expands to the conversation its variable holds (`conversation.expand`): those
+    messages are data, never rendered. The messages share one render budget: a chat is stopped as
+    soon as a single message would be.
     """
+    out: list[dict[str, Any]] = []
     with render_budget():
-        return [
-            {
-                "role": m["role"],
-                "content": render_text(m["content"], variables, message_index=i, context=context),
-            }
-            for i, m in enumerate(messages)
-        ]
+        for i, m in enumerate(messages):
+            if conversation.is_placeholder(m):
+                out += conversation.expand(m["content"], variables, message_index=i, context=context)
+            else:
+                text = render_text(m["content"], variables, message_index=i, context=context)
+                out.append({"role": m["role"], "content": text})
+    return out
 
 
-def content_hash(messages: list[dict[str, str]], params: dict[str, Any]) -> str:
-    """A stable hash of a version's content (messages and default params)."""
-    payload = json.dumps(
-        {"messages": messages, "params": params}, sort_keys=True, ensure_ascii=False, separators=(",", ":")
-    )
+def content_hash(
+    messages: list[dict[str, str]],
+    params: dict[str, Any],
+    *,
+    response_format: dict[str, Any] | None = None,
+    tools: list[dict[str, Any]] | None = None,
+    tool_choice: Any = None,
+) -> str:
+    """A stable hash of a version's content: messages, default params, and (when set) its response
+    format, tools and tool choice. Unset ones are left out of the payload, so a version without
+    them keeps the hash it had before versions could carry them."""
+    content: dict[str, Any] = {"messages": messages, "params": params}
+    extra = {"response_format": response_format, "tools": tools, "tool_choice": tool_choice}
+    content.update({k: v for k, v in extra.items() if v is not None})
+    payload = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()

@@ -1,7 +1,10 @@
 """Which models a user can call now: the embedded local models and `data/models.toml` entries.
 
 Keys are read from the environment by *name* (`api_key_env`) at call time; they are never stored,
-logged or exported.
+logged or exported. An entry may set prices (per million tokens: input, output, and
+`cached_input_price_per_million` for prompt tokens read from the provider's cache) and say what
+the model can do (`supports_tools`, `supports_response_schema`: true or false) where LiteLLM's
+table does not know it.
 """
 
 from __future__ import annotations
@@ -51,6 +54,11 @@ class ModelEntry:
     max_concurrency: int = DEFAULT_CLOUD_CONCURRENCY
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)  # passed to the provider as is
+    # Price of prompt tokens read from the provider's cache; None: priced as input tokens (so a
+    # cache discount nobody stated never makes a model look cheaper than it is billed).
+    cached_input_price_per_million: float | None = None
+    supports_tools: bool | None = None  # None: ask LiteLLM's table (see providers.features)
+    supports_response_schema: bool | None = None
 
     @property
     def available(self) -> bool:
@@ -88,6 +96,9 @@ def _entry_from_toml(raw: dict[str, Any], source: Path) -> ModelEntry:
         "max_concurrency",
         "description",
         "chat",
+        "cached_input_price_per_million",
+        "supports_tools",
+        "supports_response_schema",
     }
     model_id = str(raw.get("id", "")).strip()
     if not model_id:
@@ -111,8 +122,9 @@ def _entry_from_toml(raw: dict[str, Any], source: Path) -> ModelEntry:
     for key in ("api_base", "api_key_env", "description"):
         if raw.get(key) is not None and not isinstance(raw[key], str):
             raise ValidationError(f"{source}: '{model_id}': {key} must be text in quotes.")
-    if "chat" in raw and not isinstance(raw["chat"], bool):
-        raise ValidationError(f"{source}: '{model_id}': chat must be true or false.")
+    for key in ("chat", "supports_tools", "supports_response_schema"):
+        if key in raw and not isinstance(raw[key], bool):
+            raise ValidationError(f"{source}: '{model_id}': {key} must be true or false.")
     return ModelEntry(
         id=model_id,
         kind="cloud",
@@ -124,6 +136,9 @@ def _entry_from_toml(raw: dict[str, Any], source: Path) -> ModelEntry:
         max_concurrency=concurrency,
         description=str(raw.get("description", "")),
         extra={k: v for k, v in raw.items() if k not in known},
+        cached_input_price_per_million=_price(raw.get("cached_input_price_per_million"), model_id, source),
+        supports_tools=raw.get("supports_tools"),
+        supports_response_schema=raw.get("supports_response_schema"),
     )
 
 
@@ -169,6 +184,9 @@ def local_entry(spec: LocalModelSpec) -> ModelEntry:
         output_price_per_million=0.0,
         max_concurrency=1,
         description=spec.description,
+        # llama.cpp's grammar-constrained sampling follows a JSON Schema; the models know no tools.
+        supports_tools=False,
+        supports_response_schema=True,
     )
 
 

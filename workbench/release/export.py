@@ -1,12 +1,14 @@
 """Export prompt versions (with the evidence that made them winners), runs and ratings as JSON / CSV.
 
-JSON is the lossless format, described by `workbench/release/schemas/export-v1.schema.json` and read
-back by `workbench.release.imports`. CSV is one flat row per version / cell / vote for spreadsheets and
-pandas, with every text cell that a spreadsheet would run as a formula neutralised. Nothing secret
-leaves: values of key-like environment variables are redacted from every export, whatever field they
-hit. Timestamps are ISO 8601 in UTC. The rows of a sweep (cells, votes) are built in
-`workbench.release.sweep_rows`; this module is the one way out for all three exports (the CLI's
-`export ...` and `ratings export`, and the Export page).
+JSON is the lossless format, described by `workbench/release/schemas/export-v2.schema.json` and read
+back by `workbench.release.imports` (which also reads version 1 files: they predate response formats,
+tools, placeholder messages and the tool-call / cached / reasoning token fields of runs). CSV is one
+flat row per version / cell / vote for spreadsheets and pandas, with every text cell that a
+spreadsheet would run as a formula neutralised. Nothing secret leaves: values of key-like
+environment variables are redacted from every export, whatever field they hit. Timestamps are ISO
+8601 in UTC. The rows of a sweep (cells, votes) are built in `workbench.release.sweep_rows`; this
+module is the one way out for all three exports (the CLI's `export ...` and `ratings export`, and
+the Export page).
 """
 
 from __future__ import annotations
@@ -40,19 +42,19 @@ from workbench.release.winners import (
 )
 from workbench.sweeps.plan import require_sweep
 
-SCHEMA_VERSION = 1
-
-
-SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "export-v1.schema.json"
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # what an import accepts: every schema this workbench has written
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+SCHEMA_PATH = SCHEMA_DIR / f"export-v{SCHEMA_VERSION}.schema.json"
 
 
 FORMATS = ("csv", "json")
 
 
 @cache
-def load_schema() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of the JSON export document."""
-    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+def load_schema(version: int = SCHEMA_VERSION) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the JSON export document (of an older schema version too)."""
+    return json.loads((SCHEMA_DIR / f"export-v{version}.schema.json").read_text(encoding="utf-8"))
 
 
 @dataclass
@@ -98,6 +100,9 @@ def version_record(
         "version": version.number,
         "messages": [{"role": m["role"], "content": m["content"]} for m in version.messages],
         "params": version.params,
+        "response_format": version.response_format,
+        "tools": version.tools,
+        "tool_choice": version.tool_choice,
         "variables": list(version.variables),
         "content_hash": version.content_hash,
         "original_hash": version.original_hash,
@@ -196,6 +201,9 @@ def version_row(record: dict[str, Any]) -> dict[str, Any]:
         "params": json.dumps(record["params"], ensure_ascii=False, sort_keys=True),
         "messages": json.dumps(record["messages"], ensure_ascii=False),
     }
+    for key in ("response_format", "tools", "tool_choice"):
+        value = record.get(key)
+        row[key] = "" if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
     winner = ev.get("winner") or {}
     row["winner_rule"] = winner.get("rule", "")
     columns = winner.get("columns") or []
@@ -324,7 +332,7 @@ def choices(session: Session, *, sweep_limit: int = 100) -> dict[str, Any]:
 
 VERSION_CSV_COLUMNS = [
     "prompt", "version", "labels", "source", "parent", "content_hash", "original_hash", "created_at",
-    "note", "variables", "params", "messages",
+    "note", "variables", "params", "messages", "response_format", "tools", "tool_choice",
 ]  # fmt: skip
 
 

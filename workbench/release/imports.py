@@ -1,8 +1,9 @@
 """Import versions from a JSON export: validated as a whole, applied in one transaction, never overwriting.
 
-A file is checked against `workbench/release/schemas/export-v1.schema.json` (and the templates must parse)
-before anything is written; the first problem is reported with its JSON path, e.g.
-`$.versions[3].messages[0].role`. Then, per prompt in file order:
+A file is checked against the schema of its `schema_version` (`release/schemas/export-v2.schema.json`,
+or v1 for files written before versions carried response formats and tools), its templates must parse
+and its response formats and tools must be valid, before anything is written; the first problem is
+reported with its JSON path, e.g. `$.versions[3].messages[0].role`. Then, per prompt in file order:
 
 - content already present in the prompt (same content hash) is recognised and not duplicated;
 - new content becomes a new version after the existing ones (source "import", original_hash = the
@@ -24,8 +25,8 @@ from sqlmodel import Session, select
 
 from workbench.errors import ImportFileError, WorkbenchError
 from workbench.models import Label, Prompt, PromptVersion
-from workbench.prompts import store, templates
-from workbench.release.export import SCHEMA_VERSION, load_schema
+from workbench.prompts import conversation, store, structured, templates
+from workbench.release.export import READABLE_VERSIONS, SCHEMA_VERSION, load_schema
 
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
 
@@ -124,14 +125,16 @@ def validate_document(doc: Any) -> None:
     if not isinstance(doc, dict):
         raise ImportSchemaError("the file must hold a JSON object (a workbench export), not a list or value.")
     version = doc.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
         shown = json.dumps(version) if "schema_version" in doc else "missing"
+        readable = " or ".join(str(v) for v in READABLE_VERSIONS)
         raise ImportSchemaError(
-            f"schema_version is {shown}; this workbench reads schema_version {SCHEMA_VERSION}. "
-            "Export the versions again with this workbench, or upgrade the workbench that reads them.",
+            f"schema_version is {shown}; this workbench reads schema_version {readable} (it writes "
+            f"{SCHEMA_VERSION}). Export the versions again with this workbench, or upgrade the workbench "
+            "that reads them.",
             path="$.schema_version",
         )
-    errors = sorted(Draft202012Validator(load_schema()).iter_errors(doc), key=_path_key)
+    errors = sorted(Draft202012Validator(load_schema(version)).iter_errors(doc), key=_path_key)
     if errors:
         first = errors[0]
         raise ImportSchemaError(first.message, path=json_path(first.absolute_path))
@@ -150,13 +153,21 @@ def validate_document(doc: Any) -> None:
             raise ImportSchemaError(str(exc), path=f"$.versions[{i}].prompt") from None
         for j, msg in enumerate(rec["messages"]):
             try:
-                templates.parse(msg["content"], message_index=j)
+                if conversation.placeholder_entry(msg, j) is None:
+                    templates.parse(msg["content"], message_index=j)
+            except ValueError as exc:  # a placeholder whose variable name is not a plain name
+                raise ImportSchemaError(str(exc), path=f"$.versions[{i}].messages[{j}].content") from None
             except WorkbenchError as exc:
                 raise ImportSchemaError(str(exc), path=f"$.versions[{i}].messages[{j}].content") from None
         try:
             store.check_params(rec["params"])
         except (WorkbenchError, TypeError, ValueError) as exc:
             raise ImportSchemaError(str(exc), path=f"$.versions[{i}].params") from None
+        try:
+            _structured_of(rec)
+        except structured.StructuredError as exc:
+            where = f"$.versions[{i}].{exc.field}" + exc.path[1:]
+            raise ImportSchemaError(exc.detail, path=where) from None
         for k, label in enumerate(rec["labels"]):
             if not store.LABEL_RE.match(label):
                 raise ImportSchemaError(
@@ -204,8 +215,9 @@ def _apply(session: Session, doc: dict[str, Any], result: ImportResult) -> None:
             prompt = store.create_prompt(session, name=name, description=rec.get("prompt_description", ""))
             result.created_prompts.append(name)
         msgs = templates.check_messages(rec["messages"])
-        params = store.check_params(rec["params"])
-        digest = templates.content_hash(msgs, params)
+        params, extra = _structured_of(rec)
+        params = store.check_params(params)
+        digest = templates.content_hash(msgs, params, **extra.to_dict())
         if digest != rec["content_hash"]:
             result.warnings.append(
                 f"$.versions[{index}] ({name} version {rec['version']}): content_hash does not match the "
@@ -228,7 +240,7 @@ def _apply(session: Session, doc: dict[str, Any], result: ImportResult) -> None:
                 )
             ).first()
             parent_id = _parent_id(session, rec, mapped)
-            version = _add_version(session, prompt, rec, msgs, params, digest, parent_id)
+            version = _add_version(session, prompt, rec, msgs, params, extra, digest, parent_id)
             mapped[(name, rec["content_hash"])] = version.id
             added_ids.add(version.id)
             if parent_id is None and rec.get("parent"):
@@ -278,12 +290,23 @@ def _parent_id(session: Session, rec: dict[str, Any], mapped: dict[tuple[str, st
     return None
 
 
+def _structured_of(rec: dict[str, Any]) -> tuple[dict[str, Any], structured.Structured]:
+    """A record's params and its checked response format / tools / tool choice (absent in v1 files)."""
+    return store.split_structured(
+        rec["params"],
+        response_format=rec.get("response_format"),
+        tools=rec.get("tools"),
+        tool_choice=rec.get("tool_choice"),
+    )
+
+
 def _add_version(
     session: Session,
     prompt: Prompt,
     rec: dict[str, Any],
     msgs: list[dict[str, str]],
     params: dict[str, Any],
+    extra: structured.Structured,
     digest: str,
     parent_id: int | None,
 ) -> PromptVersion:
@@ -295,7 +318,8 @@ def _add_version(
         number=(latest.number + 1) if latest else 1,
         messages=msgs,
         params=params,
-        variables=templates.variables_of([m["content"] for m in msgs]),
+        variables=templates.message_variables(msgs),
+        **extra.to_dict(),
         content_hash=digest,
         original_hash=rec["content_hash"],
         parent_id=parent_id,

@@ -70,11 +70,16 @@ def runs_rows(session: Session, *, sweep_id: int) -> list[dict[str, Any]]:
             "status": run.status,
             "cached": run.cached,
             "output": run.output,
+            "tool_calls": run.tool_calls,
             "finish_reason": run.finish_reason,
             "error_kind": run.error_kind,
             "error_message": run.error_message,
             "prompt_tokens": run.prompt_tokens,
             "completion_tokens": run.completion_tokens,
+            # Parts of the two counts above when the provider reported them; cost_usd is what the
+            # provider bills for this usage (cached tokens at their cache price).
+            "cached_tokens": run.cached_tokens,
+            "reasoning_tokens": run.reasoning_tokens,
             "cost_usd": run.cost_usd,
             "latency_ms": run.latency_ms,
             "ttft_ms": run.ttft_ms,

@@ -14,6 +14,8 @@
 - `circuit`: the auth circuit breaker (stop calling a model whose key is refused).
 - `writes`: batched writes of results and scores, flushed as soon as a result exists.
 - `scoring`: the automatic scorers (pure functions) and the judge's rubric and reply parsing.
+- `outputs`: how an output reads: JSON pretty-printed, tool calls as `name(args)`, per-field
+  JSON diffs and scores (shared by the scorers, summaries and the UI).
 - `judge`: LLM-judge scoring calls of a running sweep.
 - `lifecycle`: a sweep's states: start, finish, cancel, resume, recovery after a crash.
 - `summary`: progress, per-cell frames and per-column aggregates.

@@ -181,13 +181,14 @@ def _check_spec(spec: SweepSpec) -> None:
         raise ValidationError("max_attempts must be between 1 and 20.", field="max_attempts")
 
 
-def _count_tokens(messages: list[dict[str, str]]) -> int:
+def _count_tokens(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> int:
     from workbench.providers.completion import ensure_litellm
 
     litellm = ensure_litellm()
     # One tokenizer for the estimate (tiktoken, bundled with LiteLLM): per-model tokenizers
-    # would download from the hub for some names, and the estimate need not be exact.
-    return int(litellm.token_counter(model="gpt-3.5-turbo", messages=messages))
+    # would download from the hub for some names, and the estimate need not be exact. Tool
+    # definitions are sent with every call, so they count as prompt tokens.
+    return int(litellm.token_counter(model="gpt-3.5-turbo", messages=messages, tools=tools or None))
 
 
 def build_cells(session: Session, spec: SweepSpec) -> tuple[list[dict[str, Any]], PlanSummary, dict]:
@@ -226,8 +227,9 @@ def build_cells(session: Session, spec: SweepSpec) -> tuple[list[dict[str, Any]]
             rendered[(v.id, i)] = store.render_version(v, inputs, context=f"({names[v.id]}, {where})")
     needs_count = any(e.kind != "local" for e in entries)
     if needs_count:
+        tools_of = {v.id: v.tools for v in versions}
         for key, msgs in rendered.items():
-            tokens[key] = _count_tokens(msgs)
+            tokens[key] = _count_tokens(msgs, tools_of[key[0]])
 
     cells: list[dict[str, Any]] = []
     est_cost = 0.0
@@ -237,7 +239,9 @@ def build_cells(session: Session, spec: SweepSpec) -> tuple[list[dict[str, Any]]
     from workbench.providers.completion import cost_of
 
     for v in versions:
-        base_params = {k: val for k, val in v.params.items() if k != "model"}
+        # The version's response format and tools travel with the cell's params: they reach the
+        # provider with the sampling params, and a different schema is a different cache key.
+        base_params = store.call_params(v)
         for entry in entries:
             for combo in combos:
                 params = {**base_params, **combo}
@@ -253,7 +257,7 @@ def build_cells(session: Session, spec: SweepSpec) -> tuple[list[dict[str, Any]]
                         prompt_tok_total += ptok
                         completion_tok_total += max_tokens
                         if entry.kind != "local":
-                            c = cost_of(entry, ptok, max_tokens)
+                            c = cost_of(entry, ptok, max_tokens)  # no cache hit assumed: full price
                             if c is None:
                                 unpriced.add(entry.id)
                             else:
@@ -361,12 +365,15 @@ def create_sweep(session: Session, spec: SweepSpec) -> tuple[Sweep, PlanSummary]
             "cached_from_id": None,
             "attempts": 0,
             "output": None,
+            "tool_calls": None,
             "finish_reason": None,
             "error_kind": None,
             "error_message": None,
             "request_id": None,
             "prompt_tokens": None,
             "completion_tokens": None,
+            "cached_tokens": None,
+            "reasoning_tokens": None,
             "cost_usd": None,
             "latency_ms": None,
             "ttft_ms": None,
@@ -381,10 +388,13 @@ def create_sweep(session: Session, spec: SweepSpec) -> tuple[Sweep, PlanSummary]
                 cached=True,
                 cached_from_id=hit.id,
                 output=hit.output,
+                tool_calls=hit.tool_calls,
                 finish_reason=hit.finish_reason,
                 request_id=hit.request_id,
                 prompt_tokens=hit.prompt_tokens,
                 completion_tokens=hit.completion_tokens,
+                cached_tokens=hit.cached_tokens,
+                reasoning_tokens=hit.reasoning_tokens,
                 cost_usd=0.0,
                 latency_ms=hit.latency_ms,
                 ttft_ms=hit.ttft_ms,

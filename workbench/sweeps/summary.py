@@ -1,6 +1,8 @@
 """Progress of a running sweep and per-column summaries of its results.
 
-A column is (version, model, grid params). Aggregation happens in pandas over one query, which
+A column is (version, model, grid params). Token counts include the cached prompt tokens and
+reasoning tokens a provider reports (kept apart as `cached_tokens` / `reasoning_tokens`), and the
+cost is what the provider bills for that usage. Aggregation happens in pandas over one query, which
 stays fast for tens of thousands of cells (see tests/bench/bench_compare.py).
 """
 
@@ -17,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from workbench import metrics
 from workbench.models import Prompt, PromptVersion, Run, Score, Sweep, utcnow
+from workbench.sweeps import outputs
 from workbench.sweeps.plan import column_label, grid_keys, grid_label, require_sweep
 
 
@@ -123,11 +126,14 @@ def runs_frame(session: Session, sweep_id: int) -> pd.DataFrame:
             Run.status,
             Run.cached,
             Run.output,
+            Run.tool_calls,
             Run.finish_reason,
             Run.error_kind,
             Run.error_message,
             Run.prompt_tokens,
             Run.completion_tokens,
+            Run.cached_tokens,
+            Run.reasoning_tokens,
             Run.cost_usd,
             Run.latency_ms,
             Run.ttft_ms,
@@ -150,11 +156,14 @@ def runs_frame(session: Session, sweep_id: int) -> pd.DataFrame:
         "status",
         "cached",
         "output",
+        "tool_calls",
         "finish_reason",
         "error_kind",
         "error_message",
         "prompt_tokens",
         "completion_tokens",
+        "cached_tokens",
+        "reasoning_tokens",
         "cost_usd",
         "latency_ms",
         "ttft_ms",
@@ -230,7 +239,7 @@ def latest_runs(session: Session, sweep_id: int, limit: int = 20) -> list[dict[s
                 "column": column_label(f"{name}@{number}", run.model, grid),
                 "row": run.example_id,
                 "status": run.status,
-                "output / error": run.output
+                "output / error": outputs.view(run.output, run.tool_calls).text
                 if run.status == "done"
                 else f"⚠ {run.error_kind}: {run.error_message}",
                 "tokens": run.completion_tokens,
@@ -258,7 +267,13 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
             "failed": int((g["status"] == "failed").sum()),
             "cached": int(g["cached"].sum()),
             "truncated": int((done["finish_reason"] == "length").sum()),
-            "empty": int((done["output"].fillna("").str.strip() == "").sum()),
+            # A reply that only calls tools has no text, and is not empty.
+            "empty": int(
+                (
+                    (done["output"].fillna("").str.strip() == "")
+                    & ~done["tool_calls"].map(lambda c: isinstance(c, list) and bool(c))
+                ).sum()
+            ),
         }
         for metric in scored:
             vals = done[metric.column].dropna()
@@ -266,6 +281,12 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
             row[metric.std_column] = float(vals.std(ddof=1)) if len(vals) > 1 else None
         row["prompt_tokens"] = int(done["prompt_tokens"].fillna(0).sum())
         row["completion_tokens"] = int(done["completion_tokens"].fillna(0).sum())
+        # Parts of the two counts above, as the provider reported them (None: it reported none).
+        # The cost below is what was billed for the real usage, a cache discount included: it is
+        # never an estimate that assumes a cache hit.
+        for key in ("cached_tokens", "reasoning_tokens"):
+            reported = done[key].dropna()
+            row[key] = int(reported.sum()) if len(reported) else None
         priced = done["cost_usd"].dropna()
         row["cost_usd"] = float(priced.sum()) if len(priced) == len(done) else None  # None: unknown
         row["scoring_cost_usd"] = float(g["scoring_cost_usd"].sum()) if "scoring_cost_usd" in g else 0.0
@@ -282,3 +303,30 @@ def list_sweeps(session: Session, limit: int = 50) -> list[tuple[Sweep, Progress
     """Recent sweeps with their progress, newest first."""
     sweeps = session.exec(select(Sweep).order_by(col(Sweep.id).desc()).limit(limit)).all()
     return [(s, progress(session, s.id)) for s in sweeps]
+
+
+def field_scores_frame(session: Session, sweep_id: int) -> pd.DataFrame:
+    """Per column and JSON field: the mean json_match score of that field over the column's rows
+    (columns: column, field, mean, n), from the per-field detail of each json_match Score."""
+    from workbench.sweeps.scoring import json_match_fields
+
+    df = runs_frame(session, sweep_id)
+    empty = pd.DataFrame(columns=["column", "field", "mean", "n"])
+    if df.empty:
+        return empty
+    details = session.exec(
+        select(Score.run_id, Score.detail)
+        .join(Run, Run.id == Score.run_id)
+        .where(Run.sweep_id == sweep_id, Score.metric == "json_match")
+    ).all()
+    column_of = dict(zip(df["run_id"], df["column"], strict=True))
+    rows = [
+        {"column": column_of[run_id], "field": name, "score": value}
+        for run_id, detail in details
+        for name, value in json_match_fields(detail).items()
+    ]
+    if not rows:
+        return empty
+    long = pd.DataFrame(rows)
+    out = long.groupby(["column", "field"], sort=False)["score"].agg(["mean", "count"]).reset_index()
+    return out.rename(columns={"count": "n"})

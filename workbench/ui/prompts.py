@@ -2,9 +2,11 @@
 (when an MLflow server is configured) send the chosen version to MLflow's Prompt Registry.
 
 The editor is a form, so typing does not rerun the page; its submit buttons add, remove and
-reorder turns, refresh the preview, or save. The draft lives in session state as plain data
-(messages, params, the version it started from); widget keys carry a generation number so that
-loading another version resets the widgets.
+reorder turns (a `placeholder` turn stands for a conversation held by a variable), refresh the
+preview, or save. The draft lives in session state as plain data (messages, params, the structured
+output and tools text, the version it started from); widget keys carry a generation number so that
+loading another version resets the widgets. The structured-output editor and the preview column
+live in `prompts_structured`.
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ from typing import Any
 
 import streamlit as st
 
-from workbench import datasets
-from workbench.errors import MissingVariableError, TemplateError, WorkbenchError
+from workbench.errors import TemplateError, WorkbenchError
 from workbench.models import PromptVersion
-from workbench.prompts import diff, store, templates
+from workbench.prompts import conversation, diff, store, templates
+from workbench.prompts.structured import Structured
+from workbench.ui import prompts_structured
 from workbench.ui.common import db, error_text, show_error
 from workbench.ui.mlflow import push_version_button
 
-ROLES = list(templates.ROLES)
+ROLES = [*templates.ROLES, conversation.PLACEHOLDER]
 NEW = "➕ New prompt"
 
 
@@ -37,6 +40,9 @@ def _versions(prompt_name: str) -> list[dict[str, Any]]:
                 "messages": v.messages,
                 "params": v.params,
                 "variables": v.variables,
+                "response_format": v.response_format,
+                "tools": v.tools,
+                "tool_choice": v.tool_choice,
                 "source": v.source,
                 "note": v.note,
                 "hash": v.content_hash[:10],
@@ -50,6 +56,7 @@ def _versions(prompt_name: str) -> list[dict[str, Any]]:
 def _load_draft(prompt_name: str | None, version: dict[str, Any] | None) -> None:
     state = st.session_state
     state["store.gen"] = state.get("store.gen", 0) + 1
+    params = dict(version["params"]) if version else {"temperature": 0.0, "max_tokens": 256}
     state["store.draft"] = {
         "prompt": prompt_name,
         "base_number": version["number"] if version else None,
@@ -59,7 +66,8 @@ def _load_draft(prompt_name: str | None, version: dict[str, Any] | None) -> None
             {"role": "system", "content": "You are a helpful assistant."},
             {"role": "user", "content": "{{ question }}"},
         ],
-        "params": dict(version["params"]) if version else {"temperature": 0.0, "max_tokens": 256},
+        "structured": prompts_structured.draft_fields(version, params),
+        "params": params,
     }
 
 
@@ -130,6 +138,9 @@ def _read_form(draft: dict[str, Any]) -> None:
     for i, msg in enumerate(draft["messages"]):
         msg["role"] = state.get(f"store.role.{gen}.{i}", msg["role"])
         msg["content"] = state.get(f"store.content.{gen}.{i}", msg["content"])
+        if conversation.is_placeholder(msg):
+            msg["content"] = msg["content"].strip()
+    prompts_structured.read_fields(draft, gen)
     params = draft["params"]
     params["temperature"] = state.get(f"store.temperature.{gen}", params.get("temperature", 0.0))
     params["max_tokens"] = int(state.get(f"store.max_tokens.{gen}", params.get("max_tokens", 256)))
@@ -153,6 +164,10 @@ def _apply_action(draft: dict[str, Any], action: str) -> None:
     if kind == "add":
         role = "assistant" if msgs and msgs[-1]["role"] == "user" else "user"
         msgs.append({"role": role, "content": ""})
+    elif kind == "conversation":
+        used = set(conversation.placeholder_names(msgs))
+        names = ["history", *(f"history_{k}" for k in range(2, len(msgs) + 3))]
+        msgs.append({"role": conversation.PLACEHOLDER, "content": next(n for n in names if n not in used)})
     elif kind == "remove" and i is not None and len(msgs) > 1:
         msgs.pop(i)
     elif kind == "up" and i:
@@ -169,8 +184,11 @@ def _syntax_errors(messages: list[dict[str, str]]) -> dict[int, str]:
     errors = {}
     for i, msg in enumerate(messages):
         try:
-            templates.parse(msg["content"], message_index=i)
-        except TemplateError as exc:
+            if conversation.is_placeholder(msg):
+                conversation.placeholder_entry(msg, i)
+            else:
+                templates.parse(msg["content"], message_index=i)
+        except (TemplateError, ValueError) as exc:
             errors[i] = str(exc)
     return errors
 
@@ -180,9 +198,13 @@ def _render_editor(prompt_name: str | None, current: dict[str, Any] | None, *, n
     draft = state["store.draft"]
     gen = state["store.gen"]
     errors = _syntax_errors(draft["messages"])
+    settings, problems = prompts_structured.check(draft)
     left, right = st.columns([3, 2], gap="large")
     with left, st.form(f"store.form.{gen}", border=True):
-        st.markdown("**Messages** — Jinja templates; `{{ name }}` is a variable.")
+        st.markdown(
+            "**Messages** — Jinja templates; `{{ name }}` is a variable. A `placeholder` turn holds the "
+            "name of a variable whose conversation (a JSON list of messages) goes there."
+        )
         action = None
         for i, msg in enumerate(draft["messages"]):
             c_role, c_up, c_down, c_del = st.columns([4, 1, 1, 1], vertical_alignment="bottom")
@@ -210,13 +232,20 @@ def _render_editor(prompt_name: str | None, current: dict[str, Any] | None, *, n
                 f"Message {i + 1}",
                 value=msg["content"],
                 key=f"store.content.{gen}.{i}",
-                height=120 if msg["role"] == "system" else 100,
+                height={"system": 120, conversation.PLACEHOLDER: 68}.get(msg["role"], 100),
                 label_visibility="collapsed",
             )
             if i in errors:
                 st.error(errors[i], icon="⚠️")
-        if st.form_submit_button("➕ Add turn", key=f"store.add.{gen}"):
+        c_add, c_conv = st.columns(2)
+        if c_add.form_submit_button("➕ Add turn", key=f"store.add.{gen}"):
             action = "add"
+        if c_conv.form_submit_button(
+            "➕ Add conversation placeholder",
+            key=f"store.add_conversation.{gen}",
+            help="A turn that expands to the messages a variable holds (e.g. a dataset's history column).",
+        ):
+            action = "conversation"
         st.markdown("**Default parameters**")
         p = draft["params"]
         c1, c2, c3 = st.columns(3)
@@ -231,6 +260,7 @@ def _render_editor(prompt_name: str | None, current: dict[str, Any] | None, *, n
             key=f"store.model.{gen}",
             placeholder="local/smollm2-135m-instruct",
         )
+        prompts_structured.render_fields(draft, gen, problems)
         st.text_input("Note for the new version", key=f"store.note.{gen}", placeholder="What changed and why")
         c_prev, c_save = st.columns(2)
         preview = c_prev.form_submit_button("Update preview", key=f"store.preview.{gen}")
@@ -241,20 +271,27 @@ def _render_editor(prompt_name: str | None, current: dict[str, Any] | None, *, n
             _apply_action(draft, action)
             st.rerun()
         errors = _syntax_errors(draft["messages"])
+        settings, problems = prompts_structured.check(draft)
         if save:
-            _save(prompt_name or new_name, draft, errors)
+            _save(prompt_name or new_name, draft, errors, settings)
         st.rerun()
     flash = state.pop("store.flash", None)
     if flash:
         (st.success if flash[0] == "ok" else st.info)(flash[1])
     with right:
-        _render_preview(draft, errors)
+        prompts_structured.render_preview(draft, errors, settings)
 
 
-def _save(name: str, draft: dict[str, Any], errors: dict[int, str]) -> None:
+def _save(name: str, draft: dict[str, Any], errors: dict[int, str], settings: Structured | None) -> None:
     state = st.session_state
     if errors:
         state["store.flash"] = ("info", "Fix the template errors before saving; nothing was saved.")
+        return
+    if settings is None:
+        state["store.flash"] = (
+            "info",
+            "Fix the structured output and tools (shown in the editor) before saving; nothing was saved.",
+        )
         return
     if not name.strip():
         state["store.flash"] = ("info", "Give the new prompt a name first; nothing was saved.")
@@ -263,7 +300,12 @@ def _save(name: str, draft: dict[str, Any], errors: dict[int, str]) -> None:
     try:
         with db() as s:
             version, created = store.save_version(
-                s, prompt_name=name.strip(), messages=draft["messages"], params=draft["params"], note=note
+                s,
+                prompt_name=name.strip(),
+                messages=draft["messages"],
+                params=draft["params"],
+                note=note,
+                **settings.to_dict(),
             )
             number = version.number
     except WorkbenchError as exc:
@@ -276,63 +318,6 @@ def _save(name: str, draft: dict[str, Any], errors: dict[int, str]) -> None:
         state["store.flash"] = ("info", f"No change: identical to {name}@{number}, nothing new was saved.")
     state["store.goto"] = (name.strip(), number)
     state.pop("store.draft", None)
-
-
-def _render_preview(draft: dict[str, Any], errors: dict[int, str]) -> None:
-    state = st.session_state
-    if state.get("store.save_error"):
-        st.error(state["store.save_error"], icon="⚠️")
-    st.markdown("**Variables**")
-    if errors:
-        st.caption("The preview waits until every template parses.")
-        return
-    variables = templates.variables_of([m["content"] for m in draft["messages"]])
-    if not variables:
-        st.caption("No variables: this prompt renders the same every time.")
-    else:
-        _row_picker(variables)
-    # An empty input counts as missing, so the preview names it instead of rendering a blank.
-    values = {v: state[f"store.var.{v}"] for v in variables if state.get(f"store.var.{v}")}
-    for v in variables:
-        st.text_input(v, key=f"store.var.{v}")
-    st.markdown("**Preview** (what the model receives)")
-    try:
-        rendered = templates.render_messages(draft["messages"], values)
-    except WorkbenchError as exc:  # a missing value is something to fill in: a warning, not an error
-        show_error(exc, warning=isinstance(exc, MissingVariableError))
-        return
-    for msg in rendered:
-        with st.chat_message(
-            msg["role"], avatar={"system": "⚙️", "user": "🧑", "assistant": "🤖"}[msg["role"]]
-        ):
-            st.text(msg["content"] or " ")
-
-
-def _row_picker(variables: list[str]) -> None:
-    """Fill the variable inputs from a dataset row."""
-    with db() as s:
-        names = [d.name for d in datasets.list_datasets(s)]
-    if not names:
-        return
-    c1, c2, c3 = st.columns([3, 2, 2], vertical_alignment="bottom")
-    ds = c1.selectbox("Values from dataset", ["(type them)", *names], key="store.preview_dataset")
-    if ds == "(type them)":
-        return
-    row = c2.number_input("row", 1, 100_000, 1, key="store.preview_row")
-    if c3.button("Use row", key="store.use_row"):
-        with db() as s:
-            dataset = datasets.require_dataset(s, ds)
-            rows = datasets.examples_of(s, dataset.id)
-        if row > len(rows):
-            st.warning(f"'{ds}' has {len(rows)} rows.")
-            return
-        inputs = rows[int(row) - 1].inputs
-        for v in variables:
-            if v in inputs:
-                st.session_state[f"store.var.{v}"] = str(inputs[v])
-        missing = [v for v in variables if v not in inputs]
-        if missing:
-            st.warning(f"Row {row} of '{ds}' has no value for: {', '.join(missing)}.")
 
 
 def _render_versions(name: str, versions: list[dict[str, Any]]) -> None:
@@ -389,6 +374,9 @@ def _row(v: dict[str, Any]) -> dict[str, Any]:
         "number": v["number"],
         "messages": v["messages"],
         "params": v["params"],
+        "response_format": v["response_format"],
+        "tools": v["tools"],
+        "tool_choice": v["tool_choice"],
         "content_hash": v["hash"],
     }
 

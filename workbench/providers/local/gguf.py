@@ -14,6 +14,8 @@ ran at a third of the speed of the same generation on one thread. One thread kee
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import queue
 import threading
@@ -129,9 +131,10 @@ class LocalModel:
     ) -> Future[Generation]:
         """Start a generation on the llama.cpp thread; `emit(piece, gen)` runs there for each text piece.
 
-        `params`: max_tokens, temperature, top_p, stop, seed. The future ends with the finished
-        Generation, or with ContextLengthExceeded / ModelUnavailableError. Setting `cancel` stops
-        the generation after the current token.
+        `params`: max_tokens, temperature, top_p, stop, seed, response_format (a JSON Schema or
+        JSON mode, honoured by grammar-constrained sampling: see `grammar_for`). The future ends with
+        the finished Generation, or with ContextLengthExceeded / ModelUnavailableError. Setting
+        `cancel` stops the generation after the current token.
         """
         stopped = cancel.is_set if cancel is not None else _never
         return llama_thread().submit(self._generate, messages, emit, stopped, params)
@@ -183,6 +186,7 @@ class LocalModel:
         gen.prompt_tokens = len(prompt_ids)
         max_tokens = int(params.get("max_tokens") or DEFAULT_MAX_TOKENS)
         temperature, top_p = params.get("temperature"), params.get("top_p")
+        grammar = grammar_for(params.get("response_format"))
         n_ctx = self.spec.n_ctx
         if gen.prompt_tokens + 1 > n_ctx:
             raise ContextLengthExceeded(
@@ -207,6 +211,7 @@ class LocalModel:
                 top_p=0.95 if top_p is None else float(top_p),
                 stop=stops or None,
                 seed=params.get("seed"),
+                grammar=grammar,
                 stream=True,
                 logits_processor=LogitsProcessorList([count_tokens]),
                 stopping_criteria=StoppingCriteriaList([should_stop]),
@@ -226,6 +231,36 @@ class LocalModel:
 
 def _never() -> bool:
     return False
+
+
+def grammar_for(response_format: dict[str, Any] | None) -> Any:
+    """The llama.cpp grammar that makes sampling follow a response_format, or None for plain text.
+
+    A JSON Schema (`json_schema`) becomes llama.cpp's grammar for that schema, JSON mode
+    (`json_object`) its grammar for any JSON object: every token the model may pick keeps the
+    output valid, so even a 135M model's reply parses and validates (while max_tokens lets it end).
+    """
+    if not response_format or response_format.get("type") not in ("json_schema", "json_object"):
+        return None
+    schema = (response_format.get("json_schema") or {}).get("schema")
+    return _grammar(json.dumps(schema, sort_keys=True) if schema is not None else None)
+
+
+@functools.lru_cache(maxsize=32)
+def _grammar(schema_json: str | None) -> Any:
+    """A compiled grammar per schema (the same schema serves every row of a sweep)."""
+    from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+
+    try:
+        if schema_json is None:
+            return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+        return LlamaGrammar.from_json_schema(schema_json, verbose=False)
+    except (ValueError, RuntimeError, KeyError, TypeError) as exc:
+        raise UnsupportedSchema(f"llama.cpp cannot turn this JSON Schema into a grammar: {exc}") from None
+
+
+class UnsupportedSchema(ValueError):
+    """A JSON Schema the local models' grammar converter cannot express."""
 
 
 _llama_executor: ThreadPoolExecutor | None = None

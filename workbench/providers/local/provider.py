@@ -21,12 +21,24 @@ from litellm.llms.custom_llm import CustomLLMError
 from litellm.types.utils import GenericStreamingChunk, ModelResponse
 
 from workbench.errors import ModelUnavailableError
-from workbench.providers.local.gguf import ContextLengthExceeded, Emit, Generation, get_local_model
+from workbench.providers.local.gguf import (
+    ContextLengthExceeded,
+    Emit,
+    Generation,
+    UnsupportedSchema,
+    get_local_model,
+)
 
-SUPPORTED = ("max_tokens", "temperature", "top_p", "stop", "seed")
+SUPPORTED = ("max_tokens", "temperature", "top_p", "stop", "seed", "response_format")
+TOOLS_UNSUPPORTED = (
+    "The embedded local models cannot call tools (they follow a JSON response format, not function "
+    "definitions): use a model that supports tool calls for a version with tools."
+)
 
 
 def _gen_kwargs(optional_params: dict[str, Any]) -> dict[str, Any]:
+    if optional_params.get("tools") and optional_params.get("tool_choice") != "none":
+        raise CustomLLMError(status_code=400, message=TOOLS_UNSUPPORTED)
     kwargs = {k: optional_params.get(k) for k in SUPPORTED if optional_params.get(k) is not None}
     if "max_tokens" not in kwargs and optional_params.get("max_completion_tokens"):
         kwargs["max_tokens"] = optional_params["max_completion_tokens"]  # DSPy's native spelling
@@ -43,10 +55,24 @@ def _provider_errors() -> Iterator[None]:
         raise CustomLLMError(status_code=400, message=f"context length exceeded: {exc}") from None
     except ModelUnavailableError as exc:
         raise CustomLLMError(status_code=404, message=str(exc)) from None
+    except UnsupportedSchema as exc:
+        raise CustomLLMError(status_code=400, message=str(exc)) from None
 
 
 def _messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
-    return [{"role": m["role"], "content": _text(m.get("content"))} for m in messages]
+    """Plain role + text messages: a conversation's tool calls and tool results become text (the
+    embedded models' chat templates know no tools)."""
+    out = []
+    for m in messages:
+        role, text = m["role"], _text(m.get("content"))
+        calls = [c.get("function") or {} for c in m.get("tool_calls") or []]
+        if calls:
+            lines = [f"Tool call: {fn.get('name')}({fn.get('arguments') or ''})" for fn in calls]
+            text = "\n".join([text, *lines] if text else lines)
+        if role == "tool":
+            role, text = "user", f"Tool result: {text}"
+        out.append({"role": role, "content": text})
+    return out
 
 
 def _iterate(
