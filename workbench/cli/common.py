@@ -25,6 +25,9 @@ from typing import Any
 # The setting an error names (`WorkbenchError.field`, see workbench/errors.py) -> what to do about it
 # on the command line. Fields the CLI has nothing to add for are simply absent.
 HINTS: dict[str, str] = {
+    "response_format": "give the schema with --schema FILE (add --strict for strict mode)",
+    "tools": "give the tools with --tools FILE",
+    "tool_choice": "use --tool-choice auto|none|required|NAME",
     "override": "add --override to save it anyway (the lineage records the override and the evidence)",
     "restart": "start a new run with the same settings: python -m workbench optimize again ID",
     "tracking_uri": "give the server with --tracking-uri URI, or set MLFLOW_TRACKING_URI",

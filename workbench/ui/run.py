@@ -254,7 +254,7 @@ def _needed_variables(session: Any, versions: list[str]) -> list[str]:
         except WorkbenchError:
             continue
         names += [
-            n for n in templates.required_variables([m["content"] for m in v.messages]) if n not in names
+            n for n in templates.required_message_variables(v.messages) if n not in names
         ]
     return names
 
@@ -273,7 +273,7 @@ def _ad_hoc_variables(versions: list[str]) -> dict[str, Any]:
                 v = store.resolve(s, ref)
             except WorkbenchError:
                 continue
-            names += [n for n in templates.variables_of([m["content"] for m in v.messages]) if n not in names]
+            names += [n for n in templates.message_variables(v.messages) if n not in names]
     if not names:
         st.caption("These versions use no variables.")
         return {}
