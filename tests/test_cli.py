@@ -59,7 +59,9 @@ def test_help_is_fast_and_imports_nothing_heavy():
     print(f"--help took {elapsed:.3f} s")
 
 
-@pytest.mark.parametrize("group", ["sweep", "ratings", "optimize", "export", "prompt", "dataset", "gate", "mlflow"])
+@pytest.mark.parametrize(
+    "group", ["sweep", "ratings", "optimize", "export", "prompt", "dataset", "gate", "mlflow"]
+)
 def test_a_groups_help_imports_nothing_heavy(group):
     assert heavy_imports(group, "--help") == []
 

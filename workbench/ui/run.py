@@ -253,9 +253,7 @@ def _needed_variables(session: Any, versions: list[str]) -> list[str]:
             v = store.resolve(session, ref)
         except WorkbenchError:
             continue
-        names += [
-            n for n in templates.required_message_variables(v.messages) if n not in names
-        ]
+        names += [n for n in templates.required_message_variables(v.messages) if n not in names]
     return names
 
 
