@@ -175,10 +175,13 @@ def test_create_version_run_compare(app_url, shots, db_path):
         # The size metrics come last in the form: once they show, the default versions are chosen.
         expect(page.get_by_test_id("stMetric").filter(has_text="Cells").first).to_be_visible()
         versions = page.get_by_test_id("stMultiSelect").first
-        versions.get_by_role("button", name="Clear all").click() if versions.get_by_role(
-            "button", name="Clear all"
-        ).count() else None
+        # The page preselects one version: wait for its chip (a check made too early missed it and
+        # left three versions chosen), clear it, then choose ours.
+        clear = versions.get_by_role("button", name="Clear all")
+        expect(clear).to_be_visible()
+        clear.click()
         _wait_idle(page)
+        expect(clear).to_have_count(0)
         for ref in ("greeter@1", "greeter@2"):
             versions.locator("input").fill(ref)
             versions.locator("input").press("Enter")
