@@ -14,6 +14,8 @@ Each page in pages/ is a five-line shim that calls `render()` of its module here
 - `compare_charts`: Compare's Charts tab: tokens and cost per column, latency boxes, scores (from aggregates).
 - `compare_diff`: Compare's Difference tab: paired differences against a baseline column.
 - `compare_consistency`: pass^k, pass@k and flaky rows over repeats in Compare's summary.
+- `outputs_view`: how Compare and Rate show an output: JSON pretty-printed, tool calls as `name(args)`, the
+  per-field table of two JSON outputs.
 - `rate`: blind A/B votes and the leaderboard they give.
 - `identity`: who rates: a typed name, or the signed-in user when sign-in (`st.login`) is configured.
 - `mlflow`: "Send to MLflow" on Compare (a sweep) and Prompts (a version), shown only with a tracking URI.

@@ -1,6 +1,8 @@
 """The Compare page: outputs side by side, a summary per column, plotly charts (`compare_charts`),
 and the paired differences against a baseline column (`compare_diff`; consistency over repeats:
-`compare_consistency`).
+`compare_consistency`). Outputs show through `outputs_view` (JSON pretty-printed, tool calls as
+`name(args)`); the row detail adds a per-field table when two outputs are JSON, and the summary
+the cached / reasoning tokens and json_match's score per field when there are any.
 
 A column is (version, model, grid params); rows are dataset rows; repeats stack in a cell. The
 cells of the chosen sweeps are loaded once per (sweeps, data versions) and cached; a selection
@@ -20,8 +22,8 @@ import pandas as pd
 import streamlit as st
 
 from workbench import datasets, metrics, present
-from workbench.sweeps.summary import data_version, list_sweeps, runs_frame, summarize
-from workbench.ui import compare_charts, compare_consistency
+from workbench.sweeps.summary import data_version, field_scores_frame, list_sweeps, runs_frame, summarize
+from workbench.ui import compare_charts, compare_consistency, outputs_view
 from workbench.ui.common import db
 from workbench.ui.mlflow import send_sweep_button
 
@@ -29,7 +31,18 @@ PAGE_SIZE = 20
 NO_METRIC = "(none)"
 TABS = ["Side by side", "Summary", "Charts", "Difference"]
 TAB_KEY = "compare.tab"  # the open tab (session state: "Summary" opens the summary)
-CELL_FIELDS = ["row", "column", "repeat", "status", "output", "finish_reason", "error_kind", "error_message"]
+CELL_FIELDS = [
+    "row",
+    "column",
+    "repeat",
+    "status",
+    "output",
+    "tool_calls",
+    "finish_reason",
+    "error_kind",
+    "error_message",
+]
+TOKEN_DETAILS = {"cached_tokens": "cached tokens", "reasoning_tokens": "reasoning tokens"}
 
 
 @st.cache_resource(show_spinner="Loading results ...", max_entries=4)
@@ -132,7 +145,10 @@ def _tabs(selection: tuple, filtered: pd.DataFrame, keys: dict[str, str]) -> Non
     if summary.open:
         with summary:
             consistency = compare_consistency.by_selection(selection, filtered)
-            _summary(_summary_table(selection, filtered), keys, consistency.found)
+            table = _summary_table(selection, filtered)
+            _summary(table, keys, consistency.found)
+            if metrics.get("json_match").mean_column in table:
+                _field_scores(_field_table(selection[0]), list(table["column"]))
             compare_consistency.flaky_expander(consistency)
     if charts.open:
         with charts:
@@ -148,6 +164,39 @@ def _tabs(selection: tuple, filtered: pd.DataFrame, keys: dict[str, str]) -> Non
 def _summary_table(selection: tuple, _filtered: pd.DataFrame) -> pd.DataFrame:
     """The per-column summary, computed once per selection (which identifies _filtered)."""
     return summarize(_filtered)
+
+
+@st.cache_resource(max_entries=4)
+def _field_table(version: tuple) -> pd.DataFrame:
+    """Mean json_match score per column and JSON field of the chosen sweeps (columns prefixed by
+    sweep id as in `_cells` when there are several); `version` as for `_cells`."""
+    frames = []
+    with db() as s:
+        for sweep_id, _ in version:
+            f = field_scores_frame(s, sweep_id)
+            frames.append(f.assign(column=f"#{sweep_id} | " + f["column"]) if len(version) > 1 else f)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _field_scores(fields: pd.DataFrame, columns: list[str]) -> None:
+    """json_match per field: one row per field, one column per compare column (mean over its rows)."""
+    fields = fields[fields["column"].isin(columns)] if not fields.empty else fields
+    if fields.empty:
+        return
+    st.markdown("**json_match by field**")
+    means = {(r["column"], r["field"]): (r["mean"], r["n"]) for r in fields.to_dict("records")}
+    rows = []
+    for field in dict.fromkeys(fields["field"]):
+        row = {"field": field}
+        for column in columns:
+            mean, n = means.get((column, field), (None, 0))
+            row[column] = f"{present.score(mean)} (n={n})" if n else present.DASH
+        rows.append(row)
+    st.dataframe(rows, hide_index=True, width="stretch", key="compare.field_scores")
+    st.caption(
+        "Share of scored rows whose output has the expected value in that field (n: rows scored), over "
+        "all of each column's rows: the status and score filters do not narrow it."
+    )
 
 
 def _filters(df: pd.DataFrame) -> tuple[pd.DataFrame, tuple]:
@@ -193,6 +242,7 @@ def _filters(df: pd.DataFrame) -> tuple[pd.DataFrame, tuple]:
 def _summary(table: pd.DataFrame, keys: dict[str, str], consistency: compare_consistency.Found) -> None:
     scored = metrics.mean_columns(table.columns)
     with_keys = compare_charts.uses_keys(keys)
+    details = [k for k in TOKEN_DETAILS if k in table and table[k].fillna(0).astype(float).gt(0).any()]
     rows = []
     for r in table.to_dict("records"):
         row = {"key": keys.get(r["column"], "")} if with_keys else {}
@@ -214,6 +264,7 @@ def _summary(table: pd.DataFrame, keys: dict[str, str], consistency: compare_con
             {
                 "tokens in": r["prompt_tokens"],
                 "tokens out": r["completion_tokens"],
+                **{TOKEN_DETAILS[k]: present.number(r[k], ",.0f") for k in details},
                 "cost": present.money(r["cost_usd"]),
                 "p50 ms": present.ms(r["latency_p50_ms"]),
                 "p95 ms": present.ms(r["latency_p95_ms"]),
@@ -224,6 +275,12 @@ def _summary(table: pd.DataFrame, keys: dict[str, str], consistency: compare_con
     st.dataframe(rows, hide_index=True, width="stretch", key="compare.summary")
     st.caption(
         "Scores are means ± standard deviation over done cells; cost shows unknown when a model is unpriced."
+        + (
+            " Cached tokens are part of tokens in, reasoning tokens part of tokens out; cost is what the "
+            "provider bills for them (a cache discount included)."
+            if details
+            else ""
+        )
         + (" Keys (C1, C2, ...) are how the charts name the columns." if with_keys else "")
         + (f" {compare_consistency.CAPTION}" if consistency else "")
     )
@@ -237,7 +294,7 @@ def _text(value: object) -> str:
 def _one_text(r: dict) -> str:
     """One cell's text: its output, its error or its status."""
     if r["status"] == "done":
-        text = r["output"] or "(empty output)"
+        text = outputs_view.output_text(r["output"], r["tool_calls"])
         return text + "  ✂ truncated" if r["finish_reason"] == "length" else text
     if r["status"] == "failed":
         return f"⚠ {r['error_kind']}: {r['error_message']}"
@@ -309,14 +366,41 @@ def _row_detail(window: pd.DataFrame, shown_rows: list[int], chosen: list[str]) 
         for i, column in enumerate(chosen[:4]):
             with cols[i]:
                 st.caption(column)
-                st.text(_cell_text(cells[cells["column"] == column]))
+                mine = cells[cells["column"] == column]
+                if len(mine) == 1 and mine.iloc[0]["status"] == "done":  # one output: JSON highlighted
+                    outputs_view.show_output(mine.iloc[0]["output"], mine.iloc[0]["tool_calls"])
+                    if mine.iloc[0]["finish_reason"] == "length":
+                        st.caption("✂ truncated (cut off at max_tokens)")
+                else:
+                    st.text(_cell_text(mine))
         if len(chosen) >= 2:
             c1, c2 = st.columns(2)
             a = c1.selectbox("Diff from", chosen, index=0, key="compare.diff_a")
             b = c2.selectbox("to", chosen, index=1, key="compare.diff_b")
-            text_a = _cell_text(cells[cells["column"] == a])
-            text_b = _cell_text(cells[cells["column"] == b])
-            st.html(_diff_html(text_a, text_b))
+            cells_a, cells_b = cells[cells["column"] == a], cells[cells["column"] == b]
+            _field_diff(cells_a, cells_b)
+            st.html(_diff_html(_cell_text(cells_a), _cell_text(cells_b)))
+
+
+def _structured(cells: pd.DataFrame) -> tuple[str, object, int]:
+    """A column's first done cell in this row: its output kind ("" when none is done), its JSON
+    value (`outputs_view.structured_value`; None for text) and its repeat."""
+    done = cells[cells["status"] == "done"].sort_values("repeat", kind="stable")
+    if done.empty:
+        return "", None, 0
+    first = done.iloc[0]
+    kind = outputs_view.view(first["output"], first["tool_calls"]).kind
+    return kind, outputs_view.structured_value(first["output"], first["tool_calls"]), int(first["repeat"])
+
+
+def _field_diff(cells_a: pd.DataFrame, cells_b: pd.DataFrame) -> None:
+    """When both outputs are JSON (or both tool calls): the per-field table above the word diff."""
+    (kind_a, a, repeat_a), (kind_b, b, repeat_b) = _structured(cells_a), _structured(cells_b)
+    if a is None or b is None or kind_a != kind_b:
+        return
+    outputs_view.show_field_diff(a, b, key="compare.field_diff")
+    if cells_a["repeat"].nunique() > 1 or cells_b["repeat"].nunique() > 1:
+        st.caption(f"Fields of repeat {repeat_a + 1} (A) and repeat {repeat_b + 1} (B).")
 
 
 def _diff_html(a: str, b: str) -> str:

@@ -2,7 +2,8 @@
 
 The card is an `st.fragment`, so a vote reruns only the card. Buttons carry keyboard shortcuts
 (A, B, T, X, S; Streamlit ignores them while a text box has focus) and come first in the card, so
-voting needs no mouse. Session state holds ids only: the current pair as a dict of run ids and
+voting needs no mouse. Outputs show as Compare shows them (`outputs_view`): JSON pretty-printed,
+tool calls as `name(args)`. Session state holds ids only: the current pair as a dict of run ids and
 the pair ids this rater skipped (a skip stores nothing in the database). The rater is a typed name,
 or the signed-in user when sign-in is configured (see `identity`).
 """
@@ -15,11 +16,12 @@ import streamlit as st
 
 from workbench import metrics, present
 from workbench.errors import WorkbenchError
+from workbench.models import Run
 from workbench.rating import agreement
 from workbench.rating.entries import dimensions_for
 from workbench.rating.leaderboard import progress_for, ranking_report
 from workbench.rating.pairs import DuplicateVoteError, Pair, card_for, next_pair, rateable_sweeps, record_vote
-from workbench.ui import identity
+from workbench.ui import identity, outputs_view
 from workbench.ui.common import db, error_text, show_error
 
 DASH = present.DASH
@@ -177,6 +179,8 @@ def _card(sweep_id: int, by: str, rater: str, reveal: bool, show_expected: bool)
             pair = _current_pair(s, sweep_id, by, rater)
             prog = progress_for(s, sweep_id=sweep_id, by=by, rater=rater, exclude=state["rate.skipped"])
             card = card_for(s, pair) if pair else None
+            # Tool calls by side (the card holds only the texts): shown as name(args).
+            calls = [s.get(Run, i).tool_calls for i in (pair.left_run_id, pair.right_run_id)] if card else []
     except WorkbenchError as exc:
         show_error(exc)
         return
@@ -240,13 +244,13 @@ def _card(sweep_id: int, by: str, rater: str, reveal: bool, show_expected: bool)
             st.caption("expected answer")
             st.code(card.expected if card.expected is not None else DASH, language=None, wrap_lines=True)
     left, right = st.columns(2)
-    for column, title, output, finish in (
-        (left, "A", card.left_output, card.left_finish),
-        (right, "B", card.right_output, card.right_finish),
+    for column, title, output, tool_calls, finish in (
+        (left, "A", card.left_output, calls[0], card.left_finish),
+        (right, "B", card.right_output, calls[1], card.right_finish),
     ):
         with column.container(border=True):
             st.markdown(f"**{title}**")
-            st.code(output if output.strip() else "(empty output)", language=None, wrap_lines=True)
+            outputs_view.show_output(output, tool_calls)  # JSON pretty-printed, tool calls as name(args)
             if finish == "length":
                 st.caption("Cut off at max_tokens.")
 
