@@ -205,6 +205,29 @@ def test_identical_outputs_are_auto_ties_and_never_shown(env):
     }
 
 
+def test_replies_that_only_call_tools_differ_by_their_calls(env, fake_server):
+    # Row 2 answers with a tool call and no text, a different call for each version's cell: the
+    # empty texts are equal, the replies are not, so the pair is shown, not auto-tied.
+    fake_server.script(
+        "cell-002",
+        [
+            Reply(tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}]),
+            Reply(tool_calls=[{"name": "get_weather", "arguments": {"city": "Rome"}}]),
+        ],
+    )
+    sweep_id = version_sweep()
+    runs = runs_by_id(sweep_id)
+    shown = rate_all(sweep_id, "version", "ann", prefer_version_1)
+    called = [p for p in shown if runs[p.left_run_id].tool_calls]
+    assert len(called) == 1 and runs[called[0].left_run_id].output == runs[called[0].right_run_id].output
+    assert len([r for r in all_ratings(sweep_id) if r.auto]) == 1  # only row 1 ("same") is a tie
+    with session_scope() as s:
+        votes = pairs.load_votes(s, sweep_id=sweep_id, by="version")
+    ids = {called[0].left_run_id, called[0].right_run_id}
+    lengths = [(v.len_a, v.len_b) for v in votes if set(map(int, v.pair_id.split("-"))) == ids]
+    assert lengths and all(a > 0 and b > 0 for a, b in lengths)  # `name(args)` has a length
+
+
 def test_all_identical_outputs_leave_nothing_to_rate(env):
     sweep_id = plan(models=[FAKE, FAKE2])  # the fake server answers both models alike
     run(sweep_id)

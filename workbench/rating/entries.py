@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from workbench.errors import ValidationError
 from workbench.models import Prompt, PromptVersion, Run
+from workbench.sweeps import outputs
 from workbench.sweeps.plan import column_label, grid_keys, params_label, require_sweep
 
 DIMENSIONS = ("version", "model", "temperature", "param", "column")
@@ -89,6 +90,9 @@ class _RunInfo:
     repeat: int
     example_id: int | None
     output: str
+    # What the reader compares: the text with any tool calls as `name(args)` (a reply that only
+    # calls tools has empty text, and two different calls must not count as identical).
+    shown: str
 
 
 def _done_runs(session: Session, sweep_id: int) -> dict[int, _RunInfo]:
@@ -106,6 +110,7 @@ def _done_runs(session: Session, sweep_id: int) -> dict[int, _RunInfo]:
             Run.variables,
             Run.repeat_index,
             Run.output,
+            Run.tool_calls,
         )
         .join(PromptVersion, PromptVersion.id == Run.version_id)
         .join(Prompt, Prompt.id == PromptVersion.prompt_id)
@@ -113,7 +118,8 @@ def _done_runs(session: Session, sweep_id: int) -> dict[int, _RunInfo]:
         .order_by(col(Run.id))
     )
     out: dict[int, _RunInfo] = {}
-    for rid, prompt, number, model, params, example_id, variables, repeat, output in session.exec(stmt):
+    for row in session.exec(stmt):
+        rid, prompt, number, model, params, example_id, variables, repeat, output, calls = row
         params = params or {}
         grid_params = {k: params.get(k) for k in keys if k in params}
         grid = params_label(grid_params)
@@ -135,6 +141,7 @@ def _done_runs(session: Session, sweep_id: int) -> dict[int, _RunInfo]:
             repeat=repeat,
             example_id=example_id,
             output=output or "",
+            shown=outputs.view(output, calls).text if calls else (output or ""),
         )
     return out
 
@@ -152,7 +159,7 @@ class _Candidate:
 
     @property
     def identical(self) -> bool:
-        return self.a.output.strip() == self.b.output.strip()
+        return self.a.shown.strip() == self.b.shown.strip()
 
 
 def _candidates(runs: dict[int, _RunInfo], by: str) -> list[_Candidate]:

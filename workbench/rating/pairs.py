@@ -327,8 +327,8 @@ def load_votes(session: Session, *, sweep_id: int, by: str) -> list[ranking.Vote
                 rater=r.rater,
                 pair_id=pid,
                 auto=r.auto,
-                len_a=len(a.output),
-                len_b=len(b.output),
+                len_a=len(a.shown),
+                len_b=len(b.shown),
             )
         )
     return votes
