@@ -9,12 +9,14 @@ stays fast for tens of thousands of cells (see tests/bench/bench_compare.py).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from datetime import UTC
+from operator import itemgetter
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import case, func
+from sqlalchemy import String, case, cast, func
 from sqlmodel import Session, col, select
 
 from workbench import metrics
@@ -111,96 +113,107 @@ def progress(session: Session, sweep_id: int) -> Progress:
     )
 
 
+# The cells' fields as runs_frame names them. `params` is read as its JSON text and parsed once
+# per distinct parameter set (a sweep has a handful of them): parsing, labelling and serialising
+# every cell's copy was most of the time on a big sweep.
+_RUN_FIELDS = {
+    "run_id": Run.id,
+    "version_id": Run.version_id,
+    "prompt": Prompt.name,
+    "version_number": PromptVersion.number,
+    "model": Run.model,
+    "params": cast(Run.params, String),
+    "example_id": Run.example_id,
+    "repeat": Run.repeat_index,
+    "status": Run.status,
+    "cached": Run.cached,
+    "output": Run.output,
+    "tool_calls": Run.tool_calls,
+    "finish_reason": Run.finish_reason,
+    "error_kind": Run.error_kind,
+    "error_message": Run.error_message,
+    "prompt_tokens": Run.prompt_tokens,
+    "completion_tokens": Run.completion_tokens,
+    "cached_tokens": Run.cached_tokens,
+    "reasoning_tokens": Run.reasoning_tokens,
+    "cost_usd": Run.cost_usd,
+    "latency_ms": Run.latency_ms,
+    "ttft_ms": Run.ttft_ms,
+    "attempts": Run.attempts,
+}
+
+
 def runs_frame(session: Session, sweep_id: int) -> pd.DataFrame:
-    """One row per cell with its column label, result fields and scores (one column per metric)."""
+    """One row per cell with its column label, result fields and scores (one column per metric).
+
+    Columns: the fields above (`params` a dict), then `version` ("prompt@N"), `grid` (the sweep's
+    grid values), `column` (the column label), `params_json` (the params as sorted JSON),
+    `scoring_cost_usd` (what judging the cell cost) and one `score_<metric>` column per registry
+    metric with at least one value, in metric-name order. The rows come as plain tuples through
+    the connection (no ORM row objects) and the labels are made once per distinct value.
+    """
     stmt = (
-        select(
-            Run.id,
-            Run.version_id,
-            Prompt.name,
-            PromptVersion.number,
-            Run.model,
-            Run.params,
-            Run.example_id,
-            Run.repeat_index,
-            Run.status,
-            Run.cached,
-            Run.output,
-            Run.tool_calls,
-            Run.finish_reason,
-            Run.error_kind,
-            Run.error_message,
-            Run.prompt_tokens,
-            Run.completion_tokens,
-            Run.cached_tokens,
-            Run.reasoning_tokens,
-            Run.cost_usd,
-            Run.latency_ms,
-            Run.ttft_ms,
-            Run.attempts,
-        )
+        select(*_RUN_FIELDS.values())
         .join(PromptVersion, PromptVersion.id == Run.version_id)
         .join(Prompt, Prompt.id == PromptVersion.prompt_id)
         .where(Run.sweep_id == sweep_id)
-        .order_by(col(Run.id))
     )
-    columns = [
-        "run_id",
-        "version_id",
-        "prompt",
-        "version_number",
-        "model",
-        "params",
-        "example_id",
-        "repeat",
-        "status",
-        "cached",
-        "output",
-        "tool_calls",
-        "finish_reason",
-        "error_kind",
-        "error_message",
-        "prompt_tokens",
-        "completion_tokens",
-        "cached_tokens",
-        "reasoning_tokens",
-        "cost_usd",
-        "latency_ms",
-        "ttft_ms",
-        "attempts",
-    ]
-    df = pd.DataFrame(session.exec(stmt).all(), columns=columns)
+    # Sorted here, not by the database: SQLite reads the sweep's cells through its (sweep, status)
+    # index and would sort them in a temporary B-tree, which costs more than this sort.
+    rows = sorted((tuple(row) for row in _core_rows(session, stmt)), key=itemgetter(0))
+    df = pd.DataFrame(rows, columns=list(_RUN_FIELDS))
     if df.empty:
         return df
-    sweep = session.get(Sweep, sweep_id)
-    keys = grid_keys(sweep)
-    df["version"] = df["prompt"] + "@" + df["version_number"].astype(str)
-    df["grid"] = df["params"].map(lambda p: grid_label(p, keys))
-    df["column"] = [
-        column_label(v, m, g) for v, m, g in zip(df["version"], df["model"], df["grid"], strict=True)
-    ]
-    df["params_json"] = df["params"].map(lambda p: json.dumps(p, sort_keys=True))
-    scores = pd.DataFrame(
-        session.exec(
-            select(Score.run_id, Score.metric, Score.value)
-            .join(Run, Run.id == Score.run_id)
-            .where(Run.sweep_id == sweep_id)
-        ).all(),
-        columns=["run_id", "metric", "value"],
-    )
-    judge_cost = session.exec(
+    keys = grid_keys(session.get(Sweep, sweep_id))
+    texts = [row[5] for row in rows]
+    params = {text: None if text is None else json.loads(text) for text in dict.fromkeys(texts)}
+    grids = {text: grid_label(p, keys) for text, p in params.items()}
+    versions = {pair: f"{pair[0]}@{pair[1]}" for pair in dict.fromkeys((row[2], row[3]) for row in rows)}
+    version = [versions[row[2], row[3]] for row in rows]
+    grid = [grids[text] for text in texts]
+    columns = list(zip(version, [row[4] for row in rows], grid, strict=True))
+    labels = {key: column_label(*key) for key in dict.fromkeys(columns)}
+    df["params"] = [params[text] for text in texts]
+    df["version"] = version
+    df["grid"] = grid
+    df["column"] = [labels[key] for key in columns]
+    dumped = {text: json.dumps(p, sort_keys=True) for text, p in params.items()}
+    df["params_json"] = [dumped[text] for text in texts]
+    return _with_scores(session, sweep_id, df)
+
+
+def _core_rows(session: Session, stmt: Any) -> list:
+    """The rows of a column query read through the session's connection, without the ORM's row
+    handling (a third of the fetch on a big sweep); pending changes are flushed first, as the
+    session's own queries would."""
+    if session.autoflush:
+        session.flush()
+    return session.connection().execute(stmt).all()
+
+
+def _with_scores(session: Session, sweep_id: int, df: pd.DataFrame) -> pd.DataFrame:
+    """Add scoring_cost_usd and one column per registry metric with a value (as a pivot would)."""
+    judge_cost = _core_rows(
+        session,
         select(Score.run_id, func.sum(Score.cost_usd))
         .join(Run, Run.id == Score.run_id)
         .where(Run.sweep_id == sweep_id, col(Score.cost_usd).is_not(None))
-        .group_by(Score.run_id)
-    ).all()
+        .group_by(Score.run_id),
+    )
     df["scoring_cost_usd"] = df["run_id"].map(dict(judge_cost)).fillna(0.0) if judge_cost else 0.0
-    # Only registry metrics get a column: a "scoring_error" row has no value, only a detail.
-    scores = scores[scores["metric"].isin(list(metrics.METRICS))]
-    if not scores.empty:
-        wide = scores.pivot_table(index="run_id", columns="metric", values="value", aggfunc="first")
-        wide.columns = [metrics.METRICS[name].column for name in wide.columns]
-        df = df.merge(wide, left_on="run_id", right_index=True, how="left")
+    # Only registry metrics get a column: a "scoring_error" row has no value, only a detail. A
+    # metric gets a column when one of its scores has a value; a cell without one is NaN. (The
+    # cells' ids as a subquery, and the metrics picked here: SQLite runs that query fastest.)
+    values: dict[str, dict[int, float]] = {}
+    cells = select(Run.id).where(Run.sweep_id == sweep_id)
+    scores = _core_rows(
+        session, select(Score.run_id, Score.metric, Score.value).where(col(Score.run_id).in_(cells))
+    )
+    for run_id, metric, value in scores:
+        if value is not None and metric in metrics.METRICS and not math.isnan(value):
+            values.setdefault(metric, {}).setdefault(run_id, value)
+    for name in sorted(values):
+        df[metrics.METRICS[name].column] = df["run_id"].map(values[name])
     return df
 
 

@@ -5,12 +5,14 @@ so the row is the unit), the difference with its 95% interval, a p-value Holm-ad
 columns compared on each metric, the discordant rows of a pass/fail metric (McNemar on 0/1 rows;
 with repeats averaged, the rows where one side's pass rate is higher), the test used and a verdict
 word, plus a forest plot of the intervals. Where nothing is detectable it says how many
-rows a 5-point difference would need. This module only picks, caches and draws.
+rows a 5-point difference would need. This module only picks, caches and draws: the table, the
+note and the figure are built once per (selection, baseline) and reruns only draw them.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
@@ -35,10 +37,31 @@ def scored_metrics(df: pd.DataFrame) -> list[metrics.Metric]:
     return [m for m in metrics.score_columns(df.columns) if done[m.column].notna().any()]
 
 
+@dataclass(frozen=True)
+class DiffView:
+    """What the tab draws for one (selection, baseline): the table's rows, the note when nothing
+    differs detectably (None otherwise) and the forest plot (None when no interval can be drawn)."""
+
+    rows: list[dict[str, object]]
+    note: str | None
+    figure: object | None
+
+
 @st.cache_resource(max_entries=16, show_spinner="Comparing columns ...")
-def _results(cache_key: tuple, baseline: str, _df: pd.DataFrame) -> dict[str, list[PairedResult]]:
-    """compare_columns per scored metric, once per (selection, baseline); cache_key identifies _df."""
-    return {m.name: compare_columns(_df, m, baseline, alpha=ALPHA) for m in scored_metrics(_df)}
+def _view(cache_key: tuple, baseline: str, _df: pd.DataFrame) -> DiffView:
+    """Everything the tab shows, built once per (selection, baseline): cache_key identifies _df.
+
+    compare_columns runs per scored metric, and the power calculation (scipy) once per result for
+    the table and the note together. The rows and figure are only read after this (st.dataframe
+    and st.plotly_chart do not modify them), so keeping the objects (cache_resource) is safe.
+    """
+    results = {m.name: compare_columns(_df, m, baseline, alpha=ALPHA) for m in scored_metrics(_df)}
+    needed = detectable(results)
+    return DiffView(
+        rows=table_rows(results, needed),
+        note=nothing_detected(results, baseline, needed),
+        figure=forest_figure(results),
+    )
 
 
 def verdict(result: PairedResult, metric: metrics.Metric) -> str:
@@ -57,6 +80,11 @@ def rows_to_detect(result: PairedResult, metric: metrics.Metric) -> int | None:
     if metric.higher_is_better is None or verdict(result, metric) != NO_DIFFERENCE:
         return None
     return power.rows_needed(result)  # defaults: 5 points, 80% power, the result's alpha
+
+
+def detectable(results: dict[str, list[PairedResult]]) -> dict[str, list[int | None]]:
+    """`rows_to_detect` of every result, per metric in the results' order."""
+    return {name: [rows_to_detect(r, metrics.get(name)) for r in found] for name, found in results.items()}
 
 
 def p_text(p: float) -> str:
@@ -90,14 +118,17 @@ def row_counts(result: PairedResult) -> dict[str, str]:
     }
 
 
-def table_rows(results: dict[str, list[PairedResult]]) -> list[dict[str, object]]:
+def table_rows(
+    results: dict[str, list[PairedResult]], needed: dict[str, list[int | None]] | None = None
+) -> list[dict[str, object]]:
     """One display row per column x metric: means, Δ, interval, p, n, the rows the test rests on
-    (see `row_counts`), test, verdict."""
+    (see `row_counts`), test, verdict, rows to detect 5 points (`needed`: `detectable(results)`,
+    computed here when not given)."""
+    needed = detectable(results) if needed is None else needed
     rows = []
     for name, found in results.items():
         m = metrics.get(name)
-        for r in found:
-            needed = rows_to_detect(r, m)
+        for r, to_detect in zip(found, needed[name], strict=True):
             rows.append(
                 {
                     "column": r.b_label,
@@ -115,7 +146,7 @@ def table_rows(results: dict[str, list[PairedResult]]) -> list[dict[str, object]
                     **row_counts(r),
                     "test": _test_text(r) if r.n else present.DASH,
                     "verdict": verdict(r, m),
-                    "rows to detect 5 points": present.number(needed, ",d"),
+                    "rows to detect 5 points": present.number(to_detect, ",d"),
                 }
             )
     return rows
@@ -186,22 +217,30 @@ def _baseline(labels: list[str]) -> str:
     )
 
 
-def _nothing_detected(results: dict[str, list[PairedResult]], baseline: str) -> None:
-    """When no comparison shows a difference: how many rows it would take to see one of 5 points."""
-    found = [(metrics.get(n), r) for n, rs in results.items() for r in rs if r.n]
-    if not found or any(verdict(r, m) != NO_DIFFERENCE for m, r in found):
-        return
-    needed = [n for m, r in found if (n := rows_to_detect(r, m)) is not None]
-    rows = max(r.n for _, r in found)
+def nothing_detected(
+    results: dict[str, list[PairedResult]], baseline: str, needed: dict[str, list[int | None]]
+) -> str | None:
+    """When no comparison shows a difference: how many rows it would take to see one of 5 points
+    (`needed`: `detectable(results)`); None when some comparison shows one."""
+    found = [
+        (metrics.get(name), r, n)
+        for name, rs in results.items()
+        for r, n in zip(rs, needed[name], strict=True)
+        if r.n
+    ]
+    if not found or any(verdict(r, m) != NO_DIFFERENCE for m, r, _ in found):
+        return None
+    counts = [n for _, _, n in found if n is not None]
+    rows = max(r.n for _, r, _ in found)
     text = f"No column differs detectably from **{baseline}** on {rows:,} rows."
-    if needed:
-        low, high = min(needed), max(needed)
+    if counts:
+        low, high = min(counts), max(counts)
         span = f"{low:,}" if low == high else f"{low:,} to {high:,}"
         text += (
             f" To detect a 5-point difference with 80% power these columns would need about {span} rows "
             "(from the disagreement and spread seen here)."
         )
-    st.info(text)
+    return text
 
 
 def render(df: pd.DataFrame, cache_key: tuple) -> None:
@@ -219,11 +258,11 @@ def render(df: pd.DataFrame, cache_key: tuple) -> None:
         return
     baseline = _baseline(labels)
     try:
-        results = _results(cache_key, baseline, df)
+        view = _view(cache_key, baseline, df)
     except WorkbenchError as exc:
         show_error(exc)
         return
-    st.dataframe(table_rows(results), hide_index=True, width="stretch", key="compare.diff_table")
+    st.dataframe(view.rows, hide_index=True, width="stretch", key="compare.diff_table")
     st.caption(
         "Δ = column − baseline, paired over the dataset rows both have scores for (failed or pending "
         "cells leave their row out; repeats are averaged per row first). p is Holm-adjusted over the "
@@ -232,7 +271,7 @@ def render(df: pd.DataFrame, cache_key: tuple) -> None:
         "and the other wrong. Rows higher: with repeats averaged per row (sign-flip test), rows where "
         "one side's pass rate is higher; a row is then a rate, not right or wrong."
     )
-    _nothing_detected(results, baseline)
-    fig = forest_figure(results)
-    if fig is not None:
-        st.plotly_chart(fig, key="compare.diff_forest")
+    if view.note:
+        st.info(view.note)
+    if view.figure is not None:
+        st.plotly_chart(view.figure, key="compare.diff_forest")
