@@ -75,6 +75,29 @@ def test_a_cap_below_two_validation_passes_is_refused(env):
     assert err.value.field == "max_calls" and "--" not in str(err.value)
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"response_format": {"type": "object", "properties": {"city": {"type": "string"}}}},
+        {"tools": [{"name": "lookup", "parameters": {"type": "object", "properties": {}}}]},
+        {"placeholder": True},
+    ],
+    ids=["response_format", "tools", "placeholder"],
+)
+def test_a_version_with_more_than_chat_text_is_refused_before_any_call(env, extra):
+    from tests.optimize_helpers import SYSTEM, USER
+
+    msgs = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}]
+    if extra.pop("placeholder", False):
+        msgs.insert(1, {"placeholder": "history"})
+    with session_scope() as s:
+        store.save_version(s, prompt_name="cap", messages=msgs, **extra)
+    calls = env.count()
+    with session_scope() as s, pytest.raises(ValidationError, match="plain chat messages only"):
+        plan_optimization(s, OptimizeSpec(prompt="cap@2", dataset="caps", model=FAKE))
+    assert env.count() == calls
+
+
 def test_an_unknown_optimization_is_not_found(env):
     with session_scope() as s, pytest.raises(NotFoundError, match="No optimization with id 999") as err:
         require_optimization(s, 999)

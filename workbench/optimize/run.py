@@ -109,6 +109,26 @@ def labelled_rows(session: Session, dataset_id: int, max_rows: int | None) -> li
     return [e for e in datasets.examples_of(session, dataset_id, limit=max_rows) if e.expected is not None]
 
 
+def _require_plain_messages(version: Any, name: str) -> None:
+    """DSPy rewrites the text of chat messages; what it cannot carry is refused before any call."""
+    from workbench.prompts import conversation
+
+    extras = [
+        what
+        for what, present in (
+            ("a conversation placeholder", any(conversation.is_placeholder(m) for m in version.messages)),
+            ("a response format", bool(getattr(version, "response_format", None))),
+            ("tools", bool(getattr(version, "tools", None))),
+        )
+        if present
+    ]
+    if extras:
+        raise ValidationError(
+            f"{name} has {' and '.join(extras)}; optimization works on plain chat messages only, so "
+            "optimize a version without them."
+        )
+
+
 def plan_optimization(session: Session, spec: OptimizeSpec) -> OptimizePlan:
     """Validate a spec and estimate it without writing anything. Raises WorkbenchError."""
     version = store.resolve(session, spec.prompt)
@@ -132,6 +152,7 @@ def plan_optimization(session: Session, spec: OptimizeSpec) -> OptimizePlan:
         prompt_model = None
     if metric.name == "judge":
         catalog.require_callable(metric.judge_model)
+    _require_plain_messages(version, name)
     messages.split_template(version.messages)
     rows = labelled_rows(session, ds.id, spec.max_rows)
     if not rows:
