@@ -61,7 +61,10 @@ def run(sweep_id: int, **options) -> object:
 
 
 def child_pids(pid: int | None = None) -> list[int]:
-    """Live child processes of `pid` (default: this process), from /proc (Linux)."""
+    """Live workbench child processes of `pid` (default: this process), from /proc (Linux).
+
+    Only `python -m workbench ...` children count: servers that other tests' fixtures keep for the
+    whole session (the MLflow tracking server) are children of pytest too."""
     import os
 
     pid = pid or os.getpid()
@@ -72,8 +75,10 @@ def child_pids(pid: int | None = None) -> list[int]:
         try:
             with open(f"/proc/{entry}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
         except OSError:
             continue
-        if int(fields[1]) == pid and fields[0] != "Z":  # fields: state, ppid, ...
+        if int(fields[1]) == pid and fields[0] != "Z" and b"workbench" in argv:  # fields: state, ppid, ...
             found.append(int(entry))
     return found

@@ -72,7 +72,7 @@ def test_a_background_sweep_on_several_processes_leaves_none_behind(fake_server,
     monkeypatch.setenv("WB_FAKE_KEY", "k")
     migrate()
     seed(40)
-    fake_server.default = Reply(latency=0.5)  # long enough for the worker to join
+    fake_server.default = Reply(latency=1.0)  # 10 s: a worker (~5 s to import LiteLLM) joins in time
     sweep_id = plan(concurrency=4)
     runner = BackgroundRunner()
     assert runner.submit(f"sweep-{sweep_id}", run_sweep_job, sweep_id, 2)

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import textwrap
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -177,10 +178,13 @@ def prepared(tmp_path_factory):
 
 
 def run_cli(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    # Run from the database's folder, not the checkout: MLflow's file-based store puts its
+    # artifacts under ./mlruns of the working directory.
+    folder = Path(env["WORKBENCH_DATABASE_URL"].removeprefix("sqlite:///")).parent
     return subprocess.run(
         [sys.executable, "-m", "workbench", *argv],
-        cwd=ROOT,
-        env=env,
+        cwd=folder,
+        env={**env, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
         timeout=300,

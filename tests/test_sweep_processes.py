@@ -305,6 +305,7 @@ def test_by_default_workers_start_only_when_the_sweep_is_short_of_cpu(proc_env, 
     proc_env.default = Reply(latency=0.5)
     waiting = run_sweep(plan(concurrency=4, max_rows=20))  # waits on the provider: one process
     assert waiting.processes == 1 and waiting.called == 20
+    proc_env.default = Reply(latency=1.0)  # 10 s of sweep: a worker (~5 s to import LiteLLM) joins
     monkeypatch.setattr(processes, "CPU_BOUND", 0.0)  # now any use of the CPU counts as short
     monkeypatch.setattr(processes, "MIN_SECONDS_LEFT", 0.0)
     monkeypatch.setattr(processes, "FIRST_LOOK", 0.2)

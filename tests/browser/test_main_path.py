@@ -203,7 +203,7 @@ def test_create_version_run_compare(app_url, shots, db_path):
         _nav(page, "Compare")
         page.get_by_text("Row detail and diff").click()
         _wait_idle(page)
-        outputs = page.get_by_test_id("stText")
+        outputs = page.get_by_test_id("stCode")  # one finished output per column: a code block
         expect(outputs.first).to_be_visible()
         texts = [t for t in outputs.all_inner_texts() if t.strip()]
         assert len(texts) >= 2, texts
