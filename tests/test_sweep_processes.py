@@ -173,7 +173,9 @@ def test_concurrency_limits_are_totals_across_processes(proc_env, tmp_path, monk
     # and the sweep 5 in all: the scripted server counts what it answers at once per model.
     models = write_models_file(tmp_path / "limits.toml", proc_env.base_url, concurrency={FAKE: 3, FAKE2: 1})
     monkeypatch.setenv("WORKBENCH_MODELS", str(models))
-    proc_env.default = Reply(latency=0.15 if wait else 0.3)
+    # Joining mid-run, a worker needs ~5-8 s to import LiteLLM: the limited model's 20 calls in a
+    # row (>= 12 s) leave it time to join.
+    proc_env.default = Reply(latency=0.15 if wait else 0.6)
     sweep_id = plan(models=[FAKE, FAKE2], concurrency=5, max_rows=20)
     report = run_sweep(sweep_id, processes=2, wait_for_workers=wait)
     assert report.processes == 2 and report.called == 40
