@@ -312,3 +312,15 @@ def test_significance_word():
     assert significance_word(adjusted, alpha=0.1) == "better"
     assert significance_word(_result(0.2, 0.05, 0.35, 0.001), higher_is_better=False) == "worse"
     assert significance_word(_result(0.2, 0.05, 0.35, 0.001), higher_is_better=None) == "higher"
+
+
+def test_a_verdict_never_contradicts_its_p_value():
+    # 4 of 4 rows fixed: Tango's interval clears 0, the exact McNemar test cannot (p = 0.125).
+    fixed = compare_paired([0, 0, 0, 0], [1, 1, 1, 1], pass_fail=True)
+    assert fixed.ci_low > 0 and fixed.p_value == pytest.approx(0.125)
+    assert verdict(fixed.ci_low, fixed.ci_high, margin=0.0) == "better"  # the interval alone
+    assert verdict(fixed.ci_low, fixed.ci_high, margin=0.0, p_value=fixed.p_value) == "not worse"
+    broken = compare_paired([1, 1, 1, 1], [0, 0, 0, 0], pass_fail=True)
+    assert verdict(broken.ci_low, broken.ci_high, margin=0.02, p_value=broken.p_value) == "inconclusive"
+    clear = compare_paired([0] * 12, [1] * 12, pass_fail=True)
+    assert verdict(clear.ci_low, clear.ci_high, margin=0.0, p_value=clear.p_value) == "better"

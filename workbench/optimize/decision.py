@@ -22,7 +22,7 @@ from typing import Any
 
 from workbench import present
 from workbench.models import Optimization
-from workbench.stats.paired import BETTER, INCONCLUSIVE, WORSE, compare_paired, verdict
+from workbench.stats.paired import BETTER, WORSE, compare_paired, verdict
 from workbench.stats.power import DELTA, rows_needed
 
 ALPHA = 0.05
@@ -41,7 +41,8 @@ def compare_paired_scores(
 
     JSON-ready: the PairedResult fields (test, interval method, n, means, diff, ci_low, ci_high,
     p_value, a_only / b_only for right/wrong metrics), plus "verdict" (better, not worse, worse or
-    inconclusive at margin 0, with p <= alpha for better or worse) and, when inconclusive,
+    inconclusive at margin 0, with p <= alpha for better or worse: `stats.paired.verdict`) and, when
+    neither better nor worse,
     "rows_needed" to tell the observed difference (at least 5 points) at 80% power. None when no
     row has both scores.
     """
@@ -50,12 +51,10 @@ def compare_paired_scores(
         return None
     result = compare_paired([a[k] for k in rows], [b[k] for k in rows], pass_fail=pass_fail, alpha=ALPHA)
     result = replace(result, a_label=a_label, b_label=b_label)
-    word = verdict(result.ci_low, result.ci_high, margin=0.0)
-    if word in (BETTER, WORSE) and result.p_value > ALPHA:
-        word = INCONCLUSIVE  # the interval and the test must agree (Tango's can clear 0 at p > alpha)
+    word = verdict(result.ci_low, result.ci_high, margin=0.0, p_value=result.p_value, alpha=ALPHA)
     out = {**result.to_dict(), "verdict": word, "margin": 0.0}
     out.pop("p_adjusted", None)
-    if word == INCONCLUSIVE:
+    if word not in (BETTER, WORSE):  # not decided: say how many rows would decide it
         delta = min(1.0, max(abs(result.diff), DELTA))
         out["rows_needed"] = rows_needed(result, delta=delta)
         out["rows_needed_delta"] = round(delta, 4)

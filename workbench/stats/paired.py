@@ -284,21 +284,29 @@ def with_holm(results: Sequence[PairedResult]) -> list[PairedResult]:
     return [replace(r, p_adjusted=p) for r, p in zip(results, adjusted, strict=True)]
 
 
-def verdict(ci_low: float, ci_high: float, *, margin: float) -> str:
+def verdict(
+    ci_low: float, ci_high: float, *, margin: float, p_value: float | None = None, alpha: float = 0.05
+) -> str:
     """The first that holds of "better" (lo > 0), "not worse" (lo >= -margin), "worse" (hi < 0),
     else "inconclusive", for the interval [ci_low, ci_high] of candidate - baseline.
 
+    With `p_value`, "better" and "worse" also need p <= alpha: Tango's interval can clear 0 where
+    the exact test cannot (4 of 4 rows fixed: lo = +0.02, McNemar p = 0.125), and a verdict must
+    not contradict the p-value shown beside it. Such a case falls through to the next rule. The
+    optimizer passes it (saving a version needs both); the release gate does not, by design: its
+    verdict is the interval's, so a 4-of-4 regression fails CI even at p = 0.125.
     A missing bound counts as unbounded (so a missing interval is inconclusive).
     """
     if not (isinstance(margin, int | float) and math.isfinite(margin) and margin >= 0):
         raise ValidationError(f"The margin must be a number of at least 0, got {margin!r}.", field="margin")
     lo = -math.inf if ci_low is None or math.isnan(ci_low) else ci_low
     hi = math.inf if ci_high is None or math.isnan(ci_high) else ci_high
-    if lo > 0:
+    significant = p_value is None or (not math.isnan(p_value) and p_value <= alpha)
+    if lo > 0 and significant:
         return BETTER
     if lo >= -margin:
         return NOT_WORSE
-    if hi < 0:
+    if hi < 0 and significant:
         return WORSE
     return INCONCLUSIVE
 
