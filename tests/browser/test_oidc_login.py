@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.oidc_helpers import (
+from tests.browser.helpers import (
     CHROMIUM,
     CHROMIUM_ARGS,
     free_port,

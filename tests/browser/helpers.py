@@ -1,4 +1,5 @@
-"""A local OpenID Connect provider and a `streamlit run` configured to sign in against it.
+"""Browser-test helpers: `streamlit run` of the app, Chromium's flags, waiting on Streamlit runs,
+and a local OpenID Connect provider for the sign-in test.
 
 The provider is the `oidc-provider-mock` package run as its own process on 127.0.0.1: it accepts
 any client id and secret and shows a form where the tester types the subject (the user) to sign in
@@ -99,8 +100,10 @@ def write_secrets(directory: Path, *, app_port: int, issuer: str) -> Path:
 
 
 @contextmanager
-def streamlit_app(port: int, *, database_url: str, secrets_file: Path, log_path: Path) -> Iterator[str]:
-    """`streamlit run app.py` on 127.0.0.1:port reading only `secrets_file`; yield its URL."""
+def streamlit_app(
+    port: int, *, database_url: str, log_path: Path, secrets_file: Path | None = None
+) -> Iterator[str]:
+    """`streamlit run app.py` on 127.0.0.1:port (reading only `secrets_file` when given); yield its URL."""
     cmd = [
         sys.executable,
         "-m",
@@ -115,8 +118,7 @@ def streamlit_app(port: int, *, database_url: str, secrets_file: Path, log_path:
         "true",
         "--browser.gatherUsageStats",
         "false",
-        "--secrets.files",
-        str(secrets_file),
+        *(["--secrets.files", str(secrets_file)] if secrets_file else []),
     ]
     env = {**os.environ, "WORKBENCH_DATABASE_URL": database_url}
     url = f"http://{HOST}:{port}"
@@ -133,6 +135,11 @@ def wait_idle(page) -> None:
 
 
 def nav(page, name: str) -> None:
-    """Go to a page through the sidebar (keeps the browser session and its state)."""
+    """Go to a page through the sidebar (keeps the browser session and its state), and wait until
+    that page is drawn: on a busy machine its run can start after `wait_idle`'s first look, which
+    would then see the previous page."""
+    from playwright.sync_api import expect
+
     page.get_by_test_id("stSidebarNav").get_by_text(name, exact=True).click()
+    expect(page.locator("h1").filter(has_text=name).first).to_be_visible(timeout=60_000)
     wait_idle(page)
