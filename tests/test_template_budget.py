@@ -110,7 +110,9 @@ def test_hostile_template_fails_fast_and_names_the_limit(name):
     with pytest.raises(TemplateError) as err:
         templates.render_text(source, variables)
     elapsed = time.monotonic() - start
-    assert limit in str(err.value)
+    # Which budget trips first depends on the machine's speed: on a busy one the 1 s wall-time
+    # limit can stop a template before it reaches its size limit. Either is a named limit.
+    assert limit in str(err.value) or (elapsed >= 1 and "one render may take 1 second" in str(err.value))
     assert elapsed < 5, f"{name} took {elapsed:.1f} s"  # the budget is 1 s; one slow step may overrun it
 
 
