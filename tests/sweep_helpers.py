@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from workbench import datasets
 from workbench.db import session_scope
 from workbench.prompts import store
@@ -29,6 +31,11 @@ def write_models_file(path: Path, base_url: str, *, concurrency: int | dict[str,
         )
     )
     return path
+
+
+# For tests of what does not depend on the database's locking (limits, budget, the process rule,
+# the CLI): SQLite only, to keep the suite short; claims and cancels still run on both backends.
+sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
 def seed(rows: int = 4, *, prompt: str = "echo", dataset: str = "rows") -> None:

@@ -13,7 +13,7 @@ import pytest
 from sqlmodel import select
 
 from tests.fakeserver import Reply
-from tests.sweep_helpers import FAKE, FAKE2, child_pids, plan, seed, write_models_file
+from tests.sweep_helpers import FAKE, FAKE2, child_pids, plan, seed, sqlite_only, write_models_file
 from workbench import config
 from workbench.db import dispose_engines, session_scope
 from workbench.models import Run, Sweep
@@ -168,6 +168,7 @@ def test_two_processes_run_every_cell_once_and_both_run_cells(proc_env):
 
 
 @pytest.mark.parametrize("wait", [True, False], ids=["all-from-the-start", "workers-join-mid-run"])
+@sqlite_only
 def test_concurrency_limits_are_totals_across_processes(proc_env, tmp_path, monkeypatch, wait):
     # fake-model may run 3 calls at once, fake-model-large only 1 (fewer than the processes),
     # and the sweep 5 in all: the scripted server counts what it answers at once per model.
@@ -268,6 +269,7 @@ def plan_id():
         return sweep.id if sweep else None
 
 
+@sqlite_only
 def test_budget_holds_with_several_processes(proc_env, capsys):
     from workbench.cli import main
 
@@ -283,6 +285,7 @@ def test_budget_holds_with_several_processes(proc_env, capsys):
     assert sum(costs) <= 0.05
 
 
+@sqlite_only
 def test_how_many_processes_a_sweep_gets(proc_env, tmp_path, monkeypatch):
     from workbench.db import get_engine
     from workbench.sweeps import processes
@@ -299,6 +302,7 @@ def test_how_many_processes_a_sweep_gets(proc_env, tmp_path, monkeypatch):
     assert processes.choose_processes(engine, plan(concurrency=8), 4)[0] == 1  # one call at a time
 
 
+@sqlite_only
 def test_by_default_workers_start_only_when_the_sweep_is_short_of_cpu(proc_env, monkeypatch):
     from workbench.sweeps import processes
 
@@ -316,6 +320,7 @@ def test_by_default_workers_start_only_when_the_sweep_is_short_of_cpu(proc_env, 
     assert not child_pids()
 
 
+@sqlite_only
 def test_the_cli_refuses_fewer_than_one_process_before_planning(proc_env, capsys):
     from workbench.cli import main
 
@@ -325,6 +330,7 @@ def test_the_cli_refuses_fewer_than_one_process_before_planning(proc_env, capsys
     assert plan_id() is None
 
 
+@sqlite_only
 def test_every_process_judges_its_own_cells_within_the_judges_total(proc_env, tmp_path, monkeypatch):
     from workbench.models import Score
 
@@ -342,3 +348,61 @@ def test_every_process_judges_its_own_cells_within_the_judges_total(proc_env, tm
         judged = s.exec(select(Score.run_id).where(Score.metric == "judge", Score.run_id.in_(ids))).all()
     assert sorted(judged) == sorted(ids)  # one judge score per cell
     assert proc_env.count("Rate ") == 30  # and one judge call per cell
+
+
+@sqlite_only
+def test_a_standby_worker_runs_the_sweep_and_no_fresh_one_starts(proc_env, monkeypatch):
+    from workbench.db import get_engine
+    from workbench.sweeps import processes, standby
+
+    def fresh(*_args):
+        raise AssertionError("a fresh worker started while a standby was waiting")
+
+    monkeypatch.setattr(processes, "WorkerProcess", fresh)
+    monkeypatch.setattr(processes, "MIN_CELLS", 10)
+    monkeypatch.setattr(processes, "cores", lambda: 2)
+    proc_env.default = Reply(latency=0.2)
+    sweep_id = plan(concurrency=4)
+    url = get_engine().url.render_as_string(hide_password=False)
+    [waiting] = standby.pool().warm(url, 1)  # as `sweep run` and the Run page do, before the sweep
+    report = run_sweep(sweep_id, wait_for_workers=True)  # the default: a waiting standby goes at once
+    assert report.processes == 2 and report.called == 40
+    final = statuses(sweep_id)
+    assert all(proc_env.count(m) == 1 for _, m, _ in final.values()), "a cell was called twice"
+    assert {int(c.split(":")[1]) for _, _, c in final.values()} == {os.getpid(), waiting.pid}
+    assert standby.pool().waiting(url) == 0 and not child_pids()
+
+
+@sqlite_only
+def test_sweep_run_starts_its_worker_before_planning_and_uses_it(proc_env, monkeypatch, capsys):
+    import json
+
+    from workbench.cli import main
+    from workbench.sweeps import processes, standby
+
+    started = []
+    real_warm = standby.StandbyPool.warm
+
+    def warm(self, url, n):
+        assert plan_id() is None, "the worker should start before the sweep is planned"
+        started.extend(real_warm(self, url, n))
+        return started
+
+    def fresh(*_args):
+        raise AssertionError("a fresh worker started: the one started before planning was not used")
+
+    monkeypatch.setattr(standby.StandbyPool, "warm", warm)
+    monkeypatch.setattr(processes, "WorkerProcess", fresh)
+    # 16 s on one process: the standby (5-8 s to import LiteLLM) joins; nothing waits for it.
+    proc_env.default = Reply(latency=0.8)
+    code = main(["sweep", "run", "--prompt", "echo", "--dataset", "rows", "--models", FAKE,
+                 "--concurrency", "2", "--processes", "2", "--json"])  # fmt: skip
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)["report"]
+    assert len(started) == 1 and report["processes"] == 2 and report["called"] == 40
+    assert proc_env.count() == 40 and not child_pids()
+    # A sweep that will run on one process (a single process asked for) starts no worker.
+    started.clear()
+    assert main(["sweep", "run", "--prompt", "echo", "--dataset", "rows", "--models", FAKE,
+                 "--processes", "1", "--json"]) == 0  # fmt: skip
+    assert started == []

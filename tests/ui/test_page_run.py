@@ -140,3 +140,16 @@ def test_rows_follow_the_versions_until_the_user_picks(examples_run_env):
     at.multiselect(key="run.versions").set_value(["capital@1"]).run()
     assert at.selectbox(key="run.dataset").value == "articles"
     assert any("Missing variable 'country'" in e.value for e in at.error)
+
+
+def test_a_preview_of_a_big_sweep_starts_its_workers_while_the_user_reads(fake_run_env, monkeypatch):
+    from workbench.sweeps import processes, standby
+
+    warmed = []
+    monkeypatch.setattr(standby.StandbyPool, "warm", lambda self, url, n: warmed.append(n) or [])
+    monkeypatch.setattr(processes, "cores", lambda: 2)
+    setup_form(page("pages/3_Run.py"))  # 12 cells: too small to pay for a second process
+    assert warmed == []
+    monkeypatch.setattr(processes, "MIN_CELLS", 10)
+    setup_form(page("pages/3_Run.py"))
+    assert warmed and set(warmed) == {1}  # one worker beside the server's own process

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -220,19 +222,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     ensure_db()
     spec = _spec_from_args(args)
-    with session() as s:
-        sweep, plan = create_sweep(s, spec)
-        sweep_id = sweep.id
-    if not args.json:
-        unpriced = f" (no price for {', '.join(plan.unpriced_models)})" if plan.unpriced_models else ""
-        print(
-            f"Sweep {sweep_id}: {plan.cells:,} cells ({plan.cached:,} from cache, "
-            f"{plan.to_call:,} to call) = {len(plan.versions)} versions x {len(plan.models)} models "
-            f"x {len(plan.param_combos)} param sets x {plan.rows} rows x {spec.repeats} repeats; "
-            f"estimated cost {present.money(plan.estimated_cost_usd)}{unpriced}",
-            file=sys.stderr,
-        )
-    return _run_and_report(sweep_id, args)
+    with _workers_warmed(spec, args.processes):
+        with session() as s:
+            sweep, plan = create_sweep(s, spec)
+            sweep_id = sweep.id
+        if not args.json:
+            unpriced = f" (no price for {', '.join(plan.unpriced_models)})" if plan.unpriced_models else ""
+            print(
+                f"Sweep {sweep_id}: {plan.cells:,} cells ({plan.cached:,} from cache, "
+                f"{plan.to_call:,} to call) = {len(plan.versions)} versions x {len(plan.models)} models "
+                f"x {len(plan.param_combos)} param sets x {plan.rows} rows x {spec.repeats} repeats; "
+                f"estimated cost {present.money(plan.estimated_cost_usd)}{unpriced}",
+                file=sys.stderr,
+            )
+        return _run_and_report(sweep_id, args)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -241,9 +244,43 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     ensure_db()
     n = prepare_resume(args.sweep_id, retry_failed=args.retry_failed)
-    if not args.json:
-        print(f"Resuming sweep {args.sweep_id}: {n} cells to run.", file=sys.stderr)
-    return _run_and_report(args.sweep_id, args)
+    with _workers_warmed(None, args.processes, sweep_id=args.sweep_id, pending=n):
+        if not args.json:
+            print(f"Resuming sweep {args.sweep_id}: {n} cells to run.", file=sys.stderr)
+        return _run_and_report(args.sweep_id, args)
+
+
+@contextlib.contextmanager
+def _workers_warmed(
+    spec: Any, processes: int | None, *, sweep_id: int | None = None, pending: int = 0
+) -> Iterator[None]:
+    """Start the sweep's worker processes now, so they import LiteLLM while this process plans
+    (and imports it too): ready by the first call (workbench.sweeps.standby). The ones the sweep
+    did not use (planning failed, a small sweep) stop when the command ends."""
+    from workbench.sweeps import standby
+
+    _warm(spec, processes, sweep_id, pending)
+    try:
+        yield
+    finally:
+        standby.pool().stop_all()
+
+
+def _warm(spec: Any, processes: int | None, sweep_id: int | None, pending: int) -> None:
+    from workbench.db import get_engine
+    from workbench.errors import WorkbenchError
+    from workbench.sweeps import plan
+    from workbench.sweeps import processes as procs
+
+    try:
+        with session() as s:
+            if spec is None:
+                spec = plan.spec_of(plan.require_sweep(s, sweep_id))
+            else:
+                pending = plan.grid_size(s, spec)
+        procs.warm(get_engine(), pending, spec.models, processes)
+    except WorkbenchError:
+        pass  # planning says what is wrong with the spec
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
@@ -350,7 +387,7 @@ def _processes_option(add: Any) -> None:
         type=_at_least_one,
         metavar="N",
         help="Processes that run the cells, sharing the concurrency limits (default: one per core "
-        "for sweeps of 400+ cells that call a model that is not local, else 1).",
+        "for sweeps of 500+ cells that call a model that is not local, else 1).",
     )
 
 

@@ -18,8 +18,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """Claim and run pending cells of any sweep until none are left (or forever with --wait)."""
     import asyncio
 
-    if args.share is not None:
-        return _supervised(args)
+    if args.standby:
+        return _supervised()
 
     from workbench.db import get_engine
     from workbench.sweeps import claims, lifecycle
@@ -45,15 +45,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _supervised(args: argparse.Namespace) -> int:
+def _supervised() -> int:
     """A worker started by a sweep's own process (`sweep run`, the app), running its share."""
-    from workbench.errors import ValidationError
-    from workbench.sweeps.limits import Limits
     from workbench.sweeps.worker import serve_worker
 
-    if args.sweep is None:
-        raise ValidationError("A worker with a share runs one sweep: give its id.", field="sweep")
-    serve_worker(args.sweep, Limits.from_json(args.share))
+    serve_worker()
     # Its results are committed and its report sent: skip the interpreter's teardown (most of a
     # second with LiteLLM loaded), which the sweep's process would otherwise wait for.
     sys.stdout.flush()
@@ -67,7 +63,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--sweep", type=int, help="Only this sweep.")
     c.add_argument("--wait", action="store_true", help="Keep polling for new cells instead of exiting.")
     c.add_argument("--poll", type=float, default=2.0, help="Seconds between polls with --wait.")
-    # Set by a sweep that starts its own worker processes: the share of the sweep's limits this
-    # worker holds (JSON), and a line protocol on stdin/stdout (workbench.sweeps.processes).
-    c.add_argument("--share", help=argparse.SUPPRESS)
+    # Set by a sweep's process that starts its own workers: the worker gets its sweep and share of
+    # the limits later, in a line protocol on stdin/stdout (workbench.sweeps.worker, standby).
+    c.add_argument("--standby", action="store_true", help=argparse.SUPPRESS)
     c.set_defaults(func=cmd_worker)

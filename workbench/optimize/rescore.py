@@ -64,8 +64,8 @@ class Rescore:
 def rescore(optimization_id: int) -> Rescore:
     """Run a sweep of the input and the saved version on the validation rows; record the comparison."""
     from workbench.providers import catalog
-    from workbench.sweeps.execute import execute_sweep
     from workbench.sweeps.plan import SweepSpec, create_sweep
+    from workbench.sweeps.processes import run_sweep
 
     with session_scope() as s:
         row = require_optimization(s, optimization_id)
@@ -90,7 +90,7 @@ def rescore(optimization_id: int) -> Rescore:
                 name=f"re-score of optimization #{row.id}",
             ),
         )
-    execute_sweep(sweep.id)
+    run_sweep(sweep.id)
     with session_scope() as s:
         row = require_optimization(s, optimization_id)
         result = _compare(s, row, sweep.id, metric)

@@ -282,8 +282,8 @@ def _decide(spec: GateSpec, gate: GateResult) -> None:
 
 def run_gate(spec: GateSpec, *, executor_options: Any = None) -> GateResult:
     """Run the gate's sweep (cache-aware), test the difference, and move the label when asked and passed."""
-    from workbench.sweeps.execute import execute_sweep
     from workbench.sweeps.plan import SweepSpec, create_sweep
+    from workbench.sweeps.processes import run_sweep
     from workbench.sweeps.summary import runs_frame
 
     spec.check()
@@ -312,7 +312,7 @@ def run_gate(spec: GateSpec, *, executor_options: Any = None) -> GateResult:
             ),
         )
         sweep_id, cand_id, base_id = sweep.id, cand.id, base.id
-    execute_sweep(sweep_id, executor_options)
+    run_sweep(sweep_id, options=executor_options)  # a big gate sweep uses every core
     with session_scope() as s:
         df = runs_frame(s, sweep_id)
     gate = GateResult(

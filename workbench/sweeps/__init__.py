@@ -7,7 +7,9 @@
   scores them and reports what it did.
 - `processes`: one sweep on several processes (worker processes started and supervised by the
   sweep's own process), so a big sweep uses every core; `run_sweep` is the entry point.
-- `worker`: a worker process's side of that (`python -m workbench worker --share ...`).
+- `worker`: a worker process's side of that (`python -m workbench worker --standby`).
+- `standby`: worker processes started before their sweep (while it is planned or previewed), so
+  their slow start overlaps other work; `WorkerProcess` is the one handle on a worker process.
 - `limits`: the sweep's concurrency limits, split into shares that add up to them across processes.
 - `retry`: the one retry loop every provider call of a sweep goes through (cells and judge calls):
   backoff and Retry-After, the circuit breaker, cancel and request counting.

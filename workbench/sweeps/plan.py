@@ -181,6 +181,14 @@ def _check_spec(spec: SweepSpec) -> None:
         raise ValidationError("max_attempts must be between 1 and 20.", field="max_attempts")
 
 
+def grid_size(session: Session, spec: SweepSpec) -> int:
+    """How many cells `spec` plans, without rendering or counting tokens (LiteLLM not imported):
+    what a sweep's process knows early enough to start its workers while it plans."""
+    versions = {store.resolve(session, ref).id for ref in spec.prompts}
+    _dataset_id, rows = _rows(session, spec)
+    return len(versions) * len(spec.models) * len(_grid(spec)) * len(rows) * int(spec.repeats)
+
+
 def _count_tokens(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> int:
     from workbench.providers.completion import ensure_litellm
 

@@ -1,17 +1,22 @@
 """One sweep on several processes, so a big sweep uses every core (LiteLLM spends milliseconds of
-CPU per call: one process tops out near 200 calls a second).
+CPU per call: one process tops out near 100-200 calls a second on this class of machine).
 
-`run_sweep` runs the sweep in this process at once, with the sweep's whole limits, and starts
-`processes - 1` worker processes (`python -m workbench worker --sweep ID --share JSON`: fresh
-interpreters, never a fork of a process that may hold llama.cpp, threads or connections), at
-once when asked for N processes, else once they pay (below). They
-share the pending cells through the database (`claims`), like any `worker`. A worker imports what
-a call needs (LiteLLM takes seconds), says `ready` on its stdout and waits. Once every worker is
+`run_sweep` runs the sweep in this process at once, with the sweep's whole limits, and
+`processes - 1` worker processes (`python -m workbench worker --standby`: fresh interpreters,
+never a fork of a process that may hold llama.cpp, threads or connections). They share the
+pending cells through the database (`claims`), like any `worker`. A worker imports what a call
+needs (LiteLLM: 6-8 s of CPU here), says `ready` on its stdout and waits. Once every worker is
 ready, this process shrinks its limits to what the workers do not hold (`limits.partition`),
-waits until its calls in flight fit, and only then tells them `go`: at every moment the shares in
-use add up to at most the sweep's limits, overall and per model. Workers that are not ready when
-this process runs out of cells are stopped: they hold no cell, and a small sweep does not wait
-for them.
+waits until its calls in flight fit, and only then sends each `go SWEEP SHARE`: at every moment
+the shares in use add up to at most the sweep's limits, overall and per model. Workers that are
+not ready when this process runs out of cells are stopped: they hold no cell, and a small sweep
+does not wait for them.
+
+Where the workers come from: `warm` starts them before the sweep exists (`standby`): `sweep
+run` and `sweep resume` while they plan (this process imports LiteLLM meanwhile, on the other
+core), the Run page while the user reads the preview. A sweep finds them waiting and goes on
+every process from its first cells. Without standbys (the app resuming sweeps on start, a
+`run_sweep` call), fresh workers start: at once when asked for N processes, else once they pay.
 
 A worker whose process dies (killed, crashed) is seen within a tick: its cells go back to pending
 (`claims.release_stale`) and its share back to this process, which runs them. A cancel reaches
@@ -19,20 +24,17 @@ every process through the database within about a second. A worker whose parent 
 stdin closes: the server or the CLI stopped) gives its cells back and exits, so a resume or a
 server restart finishes them; it outlives no job.
 
-When it pays: only a sweep whose process is short of CPU goes faster on more processes
-(LiteLLM spends about 3 ms of CPU per call, so one process tops out near 300 calls a second;
-one that waits on a slow provider gains nothing), and a worker gains nothing before it is
-ready: 2.3 s on 2 cores with warm files, 3.0 s with its libraries evicted from the page cache
-(4-6 s on slower disks), mostly importing LiteLLM, and that start takes CPU from the sweep
-meanwhile. A sweep with T seconds of calls left on one process, workers ready after S seconds
-and a speed-up k once they run, gains when T > S (k - 1 + c) / (k - 1), c being the share of
-CPU the start takes from the sweep: T > 1.1 S on a quiet machine (k 1.8, c 0.1), T > 2.3 S on a
-busy one (k 1.3, c 0.4). So by default (`processes=None`) a sweep of fewer than `MIN_CELLS`
-cells to call (about 2 s at 300 calls a second), or one that calls only local models
-(llama.cpp already uses every core), runs in one process; a bigger one starts in one process
-and starts its workers once this process has used `CPU_BOUND` of a core for `FIRST_LOOK`
-seconds with cells left for at least `MIN_SECONDS_LEFT` seconds at its pace. Bench numbers:
-tests/bench/bench_sweep.py, sections 5-7.
+When it pays: only a sweep whose process is short of CPU goes faster on more processes (one that
+waits on a slow provider gains nothing), and a fresh worker gains nothing before it is ready,
+while its start takes CPU from the sweep. A sweep with T seconds of calls left on one process,
+workers ready after S seconds and a speed-up k once they run, gains when T > S (k - 1 + c) /
+(k - 1), c being the share of CPU the start takes from the sweep: T > 1.1 S on a quiet machine
+(k 1.8, c 0.1), T > 2.3 S on a busy one (k 1.3, c 0.4). So by default (`processes=None`) a sweep
+of fewer than `MIN_CELLS` cells to call, or one that calls only local models (llama.cpp already
+uses every core), runs in one process (and `warm` starts no standby for it); a bigger one uses
+its waiting standbys at once, or else starts in one process and starts fresh workers once this
+process has used `CPU_BOUND` of a core for `FIRST_LOOK` seconds with cells left for at least
+`MIN_SECONDS_LEFT` seconds at its pace. Bench numbers: tests/bench/bench_sweep.py, sections 5-7.
 """
 
 from __future__ import annotations
@@ -42,10 +44,8 @@ import contextlib
 import json
 import logging
 import os
-import sys
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
@@ -55,10 +55,12 @@ from workbench.db import get_engine
 from workbench.errors import ValidationError
 from workbench.models import Run
 from workbench.providers import catalog
-from workbench.sweeps import claims, lifecycle
+from workbench.sweeps import claims, lifecycle, standby
 from workbench.sweeps.execute import ExecutionReport, ExecutorOptions, SweepExecutor
 from workbench.sweeps.limits import Limits, judge_model, max_processes, partition, sweep_limits
 from workbench.sweeps.plan import require_sweep, spec_of
+from workbench.sweeps.standby import WorkerProcess
+from workbench.sweeps.worker import go_line
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +110,31 @@ def choose_processes(
     return max(1, min(int(requested), cap, pending)), limits
 
 
+def _url(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
+
+
+def wants_workers(to_call: int, models: list[str], requested: int | None = None) -> int:
+    """How many worker processes a sweep of `to_call` cells on `models` would start (0: none).
+
+    The rule of `choose_processes`, before the sweep is planned (a sweep's limits may allow
+    fewer): what `warm` starts standbys for.
+    """
+    if requested is None:
+        local_only = all(catalog.get_model(m).kind == "local" for m in models)
+        requested = 1 if local_only or to_call < MIN_CELLS else cores()
+    return max(0, min(requested, to_call) - 1)
+
+
+def warm(engine: Engine, to_call: int, models: list[str], requested: int | None = None) -> int:
+    """Start standby workers for a sweep about to be planned or started, so they are ready by its
+    first call (see `standby`); returns how many are waiting."""
+    n = wants_workers(to_call, models, requested)
+    if n:
+        standby.pool().warm(_url(engine), n)
+    return n
+
+
 def run_sweep(
     sweep_id: int,
     *,
@@ -128,7 +155,9 @@ def run_sweep(
     n, limits = choose_processes(engine, sweep_id, processes, concurrency=options.concurrency)
     if n == 1:
         return asyncio.run(SweepExecutor(sweep_id, options, engine=engine).run())
-    supervisor = Supervisor(sweep_id, n, limits, engine=engine, options=options, when_worth=processes is None)
+    # Standby workers cost nothing more to use: the sweep runs on them from its first cells.
+    at_once = processes is not None or standby.pool().waiting(_url(engine)) > 0
+    supervisor = Supervisor(sweep_id, n, limits, engine=engine, options=options, when_worth=not at_once)
     return asyncio.run(supervisor.run(wait_for_workers=wait_for_workers))
 
 
@@ -136,12 +165,12 @@ def run_sweep(
 class _Worker:
     """A worker process and where it stands: starting, ready, running (told go) or gone."""
 
-    proc: asyncio.subprocess.Process
+    proc: WorkerProcess
     share: Limits
     state: str = "starting"
     report: dict | None = None
     went: bool = False  # told go: it ran (part of) the sweep
-    reader: asyncio.Task | None = None
+    ended: bool = False  # its output ended (it exited): every line it printed was read
     started: float = field(default_factory=time.monotonic)
 
 
@@ -223,7 +252,11 @@ class Supervisor:
 
     async def _start_workers(self) -> None:
         self.when_worth = False
-        self.workers = [await self._start(share) for share in self.shares[1:]]
+        shares = self.shares[1:]
+        waiting = standby.pool().take(_url(self.engine), len(shares))
+        procs = waiting + [None] * (len(shares) - len(waiting))
+        self.workers = [self._start(share, proc) for share, proc in zip(shares, procs, strict=True)]
+        log.debug("sweep %s: %s standby worker(s) of %s", self.sweep_id, len(waiting), len(shares))
 
     async def worth_starting(self, executor: SweepExecutor) -> bool:
         """True once this process is short of CPU and the cells left would keep it busy for
@@ -243,39 +276,19 @@ class Supervisor:
         log.debug("sweep %s: CPU %.0f%%, %.0f cells/s, %.1f s left", self.sweep_id, busy * 100, pace, left)
         return left >= MIN_SECONDS_LEFT
 
-    async def _start(self, share: Limits) -> _Worker:
-        import workbench
+    def _start(self, share: Limits, proc: WorkerProcess | None = None) -> _Worker:
+        """A worker for `share`: a standby from the pool, else a fresh process."""
+        proc = proc or WorkerProcess(_url(self.engine))
+        return _Worker(proc, share, started=proc.started)
 
-        env = dict(os.environ)
-        env["WORKBENCH_DATABASE_URL"] = self.engine.url.render_as_string(hide_password=False)
-        root = str(Path(workbench.__file__).resolve().parents[1])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "workbench",
-            "worker",
-            "--sweep",
-            str(self.sweep_id),
-            "--share",
-            share.to_json(),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            env=env,
-            # Its own session: a Ctrl-C in the terminal reaches this process, which decides.
-            start_new_session=True,
-        )
-        worker = _Worker(proc, share)
-        worker.reader = asyncio.create_task(self._read(worker))
-        return worker
-
-    async def _read(self, worker: _Worker) -> None:
-        assert worker.proc.stdout is not None
-        async for raw in worker.proc.stdout:
-            line = raw.decode(errors="replace").strip()
-            if line == "ready" and worker.state == "starting":
-                worker.state = "ready"
-                log.debug("worker %s ready after %.2f s", worker.proc.pid, time.monotonic() - worker.started)
+    def _poll(self, worker: _Worker) -> None:
+        """Take in what a worker said since the last tick: ready, its report, the end of output."""
+        if worker.state == "starting" and worker.proc.ready.is_set():
+            worker.state = "ready"
+            log.debug("worker %s ready after %.2f s", worker.proc.pid, time.monotonic() - worker.started)
+        for line in worker.proc.lines():
+            if line is None:
+                worker.ended = True
             elif line.startswith("report "):
                 with contextlib.suppress(ValueError, TypeError):
                     worker.report = json.loads(line[len("report ") :])
@@ -286,18 +299,21 @@ class Supervisor:
                     worker.state = "done"
                     self._returned(worker)
 
-    @staticmethod
-    def _send(worker: _Worker, line: str) -> None:
-        stdin = worker.proc.stdin
-        if stdin is not None and not stdin.is_closing():
-            with contextlib.suppress(OSError, RuntimeError):
-                stdin.write(f"{line}\n".encode())
+    async def _output_end(self, worker: _Worker, timeout: float = 5.0) -> None:
+        """Wait until the reader saw the end of a dead worker's output (its report is read)."""
+        deadline = time.monotonic() + timeout
+        self._poll(worker)
+        while not worker.ended and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+            self._poll(worker)
 
     async def _watch(self) -> None:
         """Notice workers that ended or died, hand shares to ready workers, stop useless ones."""
         while True:
             if self.when_worth and self.executor is not None and await self.worth_starting(self.executor):
                 await self._start_workers()
+            for w in self.workers:
+                self._poll(w)
             await self._reap()
             waiting = [w for w in self.workers if w.state in ("starting", "ready")]
             executor = self.executor
@@ -319,6 +335,8 @@ class Supervisor:
 
         while any(coming(w) and w.proc.returncode is None for w in self.workers):
             await asyncio.sleep(TICK)
+            for w in self.workers:
+                self._poll(w)
         await self._hand_over(None, [w for w in self.workers if w.state == "ready"])
 
     async def _hand_over(self, executor: SweepExecutor | None, ready: list[_Worker]) -> None:
@@ -333,8 +351,7 @@ class Supervisor:
                 await executor.drained()
             log.debug("handing over to %s", [w.proc.pid for w in ready])
             for w in ready:
-                if w.proc.returncode is None:
-                    self._send(w, "go")
+                if w.proc.returncode is None and w.proc.send(go_line(self.sweep_id, w.share)):
                     w.state, w.went = "running", True
                 else:
                     w.state = "gone"
@@ -349,8 +366,7 @@ class Supervisor:
             if w.state == "gone" or w.proc.returncode is None:
                 continue
             was, w.state = w.state, "gone"  # before any await: reaped once, whoever calls
-            if w.reader is not None:
-                await w.reader  # its last lines (the report) are read
+            await self._output_end(w)  # its last lines (the report) are read
             log.debug("worker %s exited %s", w.proc.pid, w.proc.returncode)
             if was not in ("running", "handing"):
                 continue  # never ran, or reported its end (its cells are written)
@@ -368,14 +384,25 @@ class Supervisor:
 
     def _kill(self, worker: _Worker) -> None:
         """Stop a worker that was never told go (it holds no cell)."""
-        with contextlib.suppress(ProcessLookupError):
-            worker.proc.kill()
+        worker.proc.kill()
         worker.state = "stopping"
 
     async def _wait_running(self) -> None:
         while any(w.state in ("running", "handing") for w in self.workers):
             await asyncio.sleep(TICK)
+            for w in self.workers:
+                self._poll(w)
         await self._reap()
+
+    @staticmethod
+    async def _exited(worker: _Worker, timeout: float | None) -> bool:
+        """Wait for a worker's process to exit; False if it is still running after `timeout`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while worker.proc.returncode is None:
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
 
     async def _stop_all(self, graceful: bool) -> None:
         """Every worker exits: running ones finish (or, after a failure, give their cells back)."""
@@ -384,17 +411,14 @@ class Supervisor:
                 continue
             if w.state in ("starting", "ready", "stopping"):
                 self._kill(w)
-            elif not graceful and w.proc.stdin is not None:
-                w.proc.stdin.close()  # end of input: the worker gives its cells back and exits
+            elif not graceful:
+                w.proc.close_input()  # end of input: the worker gives its cells back and exits
         deadline = None if graceful else STOP_TIMEOUT
         for w in self.workers:
-            try:
-                await asyncio.wait_for(w.proc.wait(), deadline)
-            except TimeoutError:
+            if not await self._exited(w, deadline):
                 self._kill(w)
-                await w.proc.wait()
-            if w.reader is not None:
-                await asyncio.gather(w.reader, return_exceptions=True)
+                await self._exited(w, None)
+            w.proc.close_input()
         await self._reap()
 
 

@@ -1,10 +1,11 @@
 """A worker process's side of a sweep on several processes (`processes` is the other side).
 
-`python -m workbench worker --sweep ID --share JSON` runs `serve_worker`: it imports what a call
-needs, says `ready` on stdout, waits for `go` on stdin, runs its share of the sweep's limits and
-prints `report {json}`. A cancel reaches it through the database, like any executor. The end of
-its stdin (its parent is gone, or gave up) pauses it: its unfinished cells go back to pending
-(or are cancelled, when the sweep was cancelled meanwhile) and it exits.
+`python -m workbench worker --standby` runs `serve_worker`: it imports what a call needs, says
+`ready` on stdout, waits for `go SWEEP_ID SHARE_JSON` on stdin (it may wait long: a standby is
+started before its sweep exists, see `standby`), runs that share of the sweep's limits and prints
+`report {json}`. A cancel reaches it through the database, like any executor. The end of its
+stdin (its parent is gone, or gave up) before the go ends it; after, it pauses it: its unfinished
+cells go back to pending (or are cancelled, when the sweep was cancelled meanwhile) and it exits.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from workbench.sweeps.limits import Limits
 from workbench.sweeps.plan import require_sweep
 
 
-def serve_worker(sweep_id: int, share: Limits, engine: Engine | None = None) -> ExecutionReport | None:
-    """A supervised worker's life (`worker --share`): get ready, wait for go, run its share.
+def serve_worker(engine: Engine | None = None) -> ExecutionReport | None:
+    """A supervised worker's life (`worker --standby`): get ready, wait for go, run its share.
 
     Talks with `Supervisor` over stdin/stdout (see the module doc); returns None when told to
     stop before it began.
@@ -36,11 +37,15 @@ def serve_worker(sweep_id: int, share: Limits, engine: Engine | None = None) -> 
     engine = engine or get_engine()
     ensure_litellm()  # the slow import, before saying ready, so a go starts calls at once
     _warm_up()
-    with Session(engine) as s:  # a first connection, and the sweep exists
-        require_sweep(s, sweep_id)
+    with Session(engine) as s:  # a first connection (its pool keeps it)
+        s.connection()
     print("ready", flush=True)
-    if sys.stdin.readline().strip() != "go":
+    go = parse_go(sys.stdin.readline())
+    if go is None:
         return None
+    sweep_id, share = go
+    with Session(engine) as s:
+        require_sweep(s, sweep_id)
     executor = SweepExecutor(sweep_id, ExecutorOptions(limits=share, score_cached=False), engine=engine)
 
     async def main() -> ExecutionReport:
@@ -60,6 +65,19 @@ def serve_worker(sweep_id: int, share: Limits, engine: Engine | None = None) -> 
     data = asdict(report)
     print("report " + json.dumps(data), flush=True)
     return report
+
+
+def go_line(sweep_id: int, share: Limits) -> str:
+    """What the sweep's process sends a ready worker to start it on its share."""
+    return f"go {sweep_id} {share.to_json()}"
+
+
+def parse_go(line: str) -> tuple[int, Limits] | None:
+    """The sweep and share of a go line; None for anything else (end of input: stop)."""
+    parts = line.strip().split(" ", 2)
+    if len(parts) != 3 or parts[0] != "go":
+        return None
+    return int(parts[1]), Limits.from_json(parts[2])
 
 
 def _warm_up() -> None:

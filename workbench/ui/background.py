@@ -24,3 +24,12 @@ def runner() -> BackgroundRunner:
 def start_sweep(sweep_id: int) -> bool:
     """Run a sweep in the background (no-op if it is already running here)."""
     return runner().submit(f"sweep-{sweep_id}", run_sweep_job, sweep_id)
+
+
+def warm_workers(to_call: int, models: list[str]) -> None:
+    """Start the worker processes a sweep of this size would use, while the user reads the
+    preview, so a started sweep runs on every core from its first cell (workbench.sweeps.standby)."""
+    from workbench.db import get_engine
+    from workbench.sweeps.processes import warm
+
+    warm(get_engine(), to_call, models)

@@ -21,7 +21,7 @@ from workbench.sweeps.lifecycle import prepare_resume, request_cancel
 from workbench.sweeps.plan import SweepSpec, create_sweep, parse_param_values, preview, require_sweep
 from workbench.sweeps.scoring import SCORERS
 from workbench.sweeps.summary import data_version, latest_runs, list_sweeps, progress
-from workbench.ui.background import start_sweep
+from workbench.ui.background import start_sweep, warm_workers
 from workbench.ui.common import db, errors_shown, show_error
 
 AD_HOC = "(type variables)"
@@ -181,6 +181,7 @@ def _render_builder() -> None:
     )
     if plan.unpriced_models:
         st.caption(f"No price known for {', '.join(plan.unpriced_models)}: its cost shows as unknown.")
+    warm_workers(plan.to_call, plan.models)
     subject = (
         "Typed variables make" if source == AD_HOC else "This sweep uses" if limit else "Your dataset has"
     )
