@@ -13,11 +13,14 @@ Measures, in one run and against the same servers (their own processes, so they 
      with --cold, with its library files evicted from the page cache first,
   6. one process vs N processes (`run_sweep`, N = the cores by default) at 0 ms and 200 ms server
      latency, rounds in a rotating order, medians: 1 process; N started at once; N all ready
-     before the first call (the steady state); the default (workers start once they pay). Wall
-     time with the workers' start-up (what a user waits) and the calling time (first claim to last
-     result), plus the servers' most requests in flight. Concurrency 256 by default: at 64 and
-     200 ms the latency bound (320 calls/s) is near what one process does, so no process count
-     can show much,
+     before the first call (the steady state); the default with no standby (fresh workers start
+     once they pay); the default with standbys started and ready before the clock starts (the
+     Run page, where they start while the user reads the preview). Wall time with the workers'
+     start-up (what a user waits) and the calling time (first claim to last result), plus the
+     servers' most requests in flight. Concurrency 256 by default: at 64 and 200 ms the latency
+     bound (320 calls/s) is near what one process does, so no process count can show much,
+  8. `python -m workbench sweep run` end to end (the command's own imports and planning in):
+     --processes 1 vs the default, whose worker starts before planning,
   7. with --crossover: 1 process, N at once and the default by sweep size (where MIN_CELLS and
      the default's rule come from).
 Prints wall times, cells/s, CPU per cell, the ratios and the load average around each section
@@ -174,8 +177,7 @@ def worker_start(sweep_id: int) -> float:
     """Seconds from spawning a supervised worker to its "ready" (interpreter, imports, LiteLLM)."""
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "workbench", "worker", "--sweep", str(sweep_id), "--share",
-         '{"total": 1, "models": {}}'],
+        [sys.executable, "-m", "workbench", "worker", "--standby"],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     while proc.stdout.readline().strip() != "ready":
@@ -215,7 +217,20 @@ def modes(n: int, steady: bool = True) -> list[tuple[str, dict]]:
     found = [("1 process", {"processes": 1}), (f"{n} processes", {"processes": n})]
     if steady:  # every worker ready before the first call: the steady state, start-up left out
         found.append((f"{n} processes, steady", {"processes": n, "wait_for_workers": True}))
-    return [*found, ("default (auto)", {"processes": None})]
+    found.append(("default (auto)", {"processes": None}))
+    if steady:  # the Run page: the standby started while the user read the preview, now ready
+        found.append(("default, standby ready", {"processes": None, "standby": n - 1}))
+    return found
+
+
+def ready_standbys(n: int) -> None:
+    """Start `n` standby workers for the bench's database and wait until they are ready."""
+    from workbench.db import get_engine
+    from workbench.sweeps import standby
+
+    url = get_engine().url.render_as_string(hide_password=False)
+    for w in standby.pool().warm(url, n):
+        w.ready.wait(120)
 
 
 def one_vs_many(cells: int, concurrency: int, model: str, rounds: int, stream: bool, plan, how) -> dict:
@@ -230,6 +245,8 @@ def one_vs_many(cells: int, concurrency: int, model: str, rounds: int, stream: b
     for r in range(rounds):
         for label, kwargs in how[r % len(how) :] + how[: r % len(how)]:  # rotate which goes first
             sweep_id, _ = plan(cells, concurrency, stream, use_cache=False, model=model)
+            kwargs = dict(kwargs)
+            ready_standbys(kwargs.pop("standby", 0))
             started = time.perf_counter()
             run_sweep(sweep_id, **kwargs)
             walls[label].append(time.perf_counter() - started)
@@ -268,6 +285,41 @@ def bench_processes(args, servers: dict[str, str], plan) -> None:
         if model.endswith("200ms"):
             print(f"ideal ceil({cells}/{conc}) x 0.2 s: {math.ceil(cells / conc) * 0.2:.2f} s")
         print(f"server's most requests in flight: {server_stats(url)['max_in_flight']} (limit {conc})")
+
+
+def cli_end_to_end(args, servers: dict[str, str]) -> None:
+    """Section 8: `python -m workbench sweep run` as a user runs it, from the command's start to its
+    exit (its own imports and planning in): one process vs the default, where the worker starts
+    before planning (a standby) and imports LiteLLM while the command does."""
+    import json
+
+    cells, conc = args.process_cells, args.process_concurrency
+    how = [("--processes 1", ["--processes", "1"]), ("default", [])]
+    for model in servers:
+        walls: dict[str, list[float]] = {label: [] for label, _ in how}
+        used: dict[str, set[int]] = {label: set() for label, _ in how}
+        before = load()
+        for r in range(args.rounds):
+            for label, extra in how[r % len(how) :] + how[: r % len(how)]:
+                cmd = [sys.executable, "-m", "workbench", "sweep", "run", "--prompt", "bench",
+                       "--dataset", "bench", "--models", model, "--limit", str(cells),
+                       "--concurrency", str(conc), "--no-cache", "--json", *extra]  # fmt: skip
+                started = time.perf_counter()
+                out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+                walls[label].append(time.perf_counter() - started)
+                report = json.loads(out)["report"]
+                assert report["called"] == cells, report
+                used[label].add(report["processes"])
+        base = statistics.median(walls[how[0][0]])
+        print(f"\n== CLI end to end: sweep run, {cells} cells, concurrency {conc}, {model} ==")
+        print(f"{before} before, {load()} after; {args.rounds} rotating rounds, medians")
+        for label, _ in how:
+            w = statistics.median(walls[label])
+            rounds = ", ".join(f"{a / b:.2f}" for a, b in zip(walls[how[0][0]], walls[label], strict=True))
+            print(
+                f"{label:14}: {w:6.2f} s {cells / w:6.1f} cells/s   ratio {base / w:.2f}x ({rounds}); "
+                f"processes used {sorted(used[label])}"
+            )
 
 
 def crossover(args, sizes: list[int], servers: dict[str, str], plan) -> None:
@@ -333,6 +385,7 @@ def main() -> None:
         measure_startup(warm_id, cold=args.cold)
         if args.only_processes:
             bench_processes(args, chosen, plan)
+            cli_end_to_end(args, chosen)
             if sizes:
                 crossover(args, sizes, chosen, plan)
             return
@@ -393,6 +446,7 @@ def main() -> None:
         )
 
         bench_processes(args, chosen, plan)
+        cli_end_to_end(args, chosen)
         if sizes:
             crossover(args, sizes, chosen, plan)
     finally:
