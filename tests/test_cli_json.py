@@ -27,7 +27,6 @@ from tests.fakeserver import FakeOpenAIServer
 from tests.sweep_helpers import FAKE
 from workbench import config
 from workbench.cli import build_parser
-from workbench.cli.common import DefaultVerb
 
 ROOT = config.PROJECT_ROOT
 RUN_SWEEP = ["--prompt", "echo@1", "--prompt", "echo@2", "--dataset", "rows", "--models", FAKE]
@@ -50,13 +49,10 @@ POSITIONALS = {
 EXTRA = {
     "render": ["--var", "marker=m", "--var", "text=t"],
     "complete": ["--message", "Say hello"],
-    "sweep": RUN_SWEEP,
     "sweep run": RUN_SWEEP,
-    "ratings": ["--rounds", "30"],
     "ratings show": ["--rounds", "30"],
     "compare": ["--a", "echo@1", "--b", "echo@2"],
     "gate": GATE,
-    "optimize": OPTIMIZE,
     "optimize run": OPTIMIZE,
     "optimize save": ["--override"],
     "optimize-save": ["--force"],
@@ -105,12 +101,11 @@ def machine_commands(parser: argparse.ArgumentParser | None = None, words: tuple
     found = []
     subs = list(_subcommands(parser))
     flag = _machine_flag(parser)
-    if flag and words:
-        args_parser = parser
-        for action, parsers in subs:  # `ratings 5` is `ratings show 5`: the verb's arguments
-            if isinstance(action, DefaultVerb):
-                args_parser = parsers[action.default_verb]
-        found.append(Command(words, args_parser, flag))
+    # A group's own spelling (`sweep --prompt ...`, `ratings 5`, `optimize --prompt ...`, the older
+    # forms) runs the code of one of its verbs, which is run below: each command is a Python
+    # start-up and often a LiteLLM import, seconds of the suite, so only verbs and lone commands run.
+    if flag and words and not subs:
+        found.append(Command(words, parser, flag))
     for _, parsers in subs:
         for name, sub in parsers.items():
             found += machine_commands(sub, (*words, name))

@@ -7,6 +7,7 @@ on the others, so each case knows its discordant rows exactly.
 import json
 
 import pytest
+from sqlmodel import select
 
 from tests.fakeserver import Reply
 from tests.sweep_helpers import FAKE, FAKE2, seed
@@ -272,3 +273,21 @@ def test_help_documents_margin_alias_and_exit_codes(capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "--margin X, --max-regression X" in out and "--allow-inconclusive" in out
     assert "3 inconclusive" in out and "--alpha" in out
+
+
+def test_a_big_gate_starts_its_worker_before_planning_its_sweep(gate_env40, monkeypatch, capsys):
+    from workbench.models import Sweep
+    from workbench.sweeps import processes, standby
+
+    warmed = []
+
+    def warm(self, url, n):
+        with session_scope() as s:
+            warmed.append((n, len(s.exec(select(Sweep)).all())))
+        return []
+
+    monkeypatch.setattr(standby.StandbyPool, "warm", warm)
+    monkeypatch.setattr(processes, "cores", lambda: 2)
+    monkeypatch.setattr(processes, "MIN_CELLS", 80)  # the gate's 2 versions x 40 rows
+    assert gate("--prompt", add_candidate(HOLDS)) == 0
+    assert warmed == [(1, 0)]  # one worker beside this process, asked for before the sweep existed

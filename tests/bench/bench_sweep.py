@@ -303,7 +303,8 @@ def cli_end_to_end(args, servers: dict[str, str]) -> None:
             for label, extra in how[r % len(how) :] + how[: r % len(how)]:
                 cmd = [sys.executable, "-m", "workbench", "sweep", "run", "--prompt", "bench",
                        "--dataset", "bench", "--models", model, "--limit", str(cells),
-                       "--concurrency", str(conc), "--no-cache", "--json", *extra]  # fmt: skip
+                       "--concurrency", str(conc), "--no-cache", "--json", *extra,
+                       *([] if args.stream else ["--no-stream"])]  # fmt: skip
                 started = time.perf_counter()
                 out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
                 walls[label].append(time.perf_counter() - started)
@@ -311,7 +312,8 @@ def cli_end_to_end(args, servers: dict[str, str]) -> None:
                 assert report["called"] == cells, report
                 used[label].add(report["processes"])
         base = statistics.median(walls[how[0][0]])
-        print(f"\n== CLI end to end: sweep run, {cells} cells, concurrency {conc}, {model} ==")
+        mode = "streaming" if args.stream else "not streaming"
+        print(f"\n== CLI end to end: sweep run, {cells} cells, concurrency {conc}, {mode}, {model} ==")
         print(f"{before} before, {load()} after; {args.rounds} rotating rounds, medians")
         for label, _ in how:
             w = statistics.median(walls[label])

@@ -296,3 +296,37 @@ def add_verb(verbs: argparse._SubParsersAction, name: str, text: str, *, hidden:
     if hidden:  # argparse lists only verbs given a `help`; the group's epilog documents the old ones
         return verbs.add_parser(name, description=text, **kw)
     return verbs.add_parser(name, help=text, description=text, **kw)
+
+
+@contextlib.contextmanager
+def workers_warmed(
+    spec: Any, processes: int | None = None, *, sweep_id: int | None = None, pending: int = 0
+) -> Iterator[None]:
+    """Start the worker processes of a sweep about to be planned (`spec`, a SweepSpec) or resumed
+    (`sweep_id` with `pending` cells) now, so they import LiteLLM while this process plans (and
+    imports it too): ready by the first call (workbench.sweeps.standby). The ones the sweep did not
+    use (planning failed, a small sweep) stop when the command ends."""
+    from workbench.sweeps import standby
+
+    _warm(spec, processes, sweep_id, pending)
+    try:
+        yield
+    finally:
+        standby.pool().stop_all()
+
+
+def _warm(spec: Any, processes: int | None, sweep_id: int | None, pending: int) -> None:
+    from workbench.db import get_engine
+    from workbench.errors import WorkbenchError
+    from workbench.sweeps import plan
+    from workbench.sweeps import processes as procs
+
+    try:
+        with session() as s:
+            if spec is None:
+                spec = plan.spec_of(plan.require_sweep(s, sweep_id))
+            else:
+                pending = plan.grid_size(s, spec)
+        procs.warm(get_engine(), pending, spec.models, processes)
+    except WorkbenchError:
+        pass  # planning says what is wrong with the spec

@@ -10,7 +10,15 @@ import argparse
 import json
 from pathlib import Path
 
-from workbench.cli.common import ensure_db, print_json, session, show_help, split_list, write_output
+from workbench.cli.common import (
+    ensure_db,
+    print_json,
+    session,
+    show_help,
+    split_list,
+    workers_warmed,
+    write_output,
+)
 
 
 def cmd_export_versions(args: argparse.Namespace) -> int:
@@ -161,7 +169,13 @@ def cmd_gate(args: argparse.Namespace) -> int:
     )
     spec.check()
     ensure_db()
-    result = run_gate(spec)
+    from workbench.sweeps.plan import SweepSpec
+
+    size = SweepSpec(
+        prompts=[spec.candidate, spec.baseline], models=spec.models, dataset=spec.dataset, max_rows=spec.limit
+    )
+    with workers_warmed(size):  # a big gate's sweep runs on every core from its first cells
+        result = run_gate(spec)
     code = EXIT_CODES[result.outcome]
     if args.json:
         print_json({**result.to_dict(), "exit_code": code})

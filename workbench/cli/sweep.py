@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from workbench.cli.common import (
     print_json,
     session,
     split_list,
+    workers_warmed,
 )
 
 ALIASES = """\
@@ -222,7 +221,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     ensure_db()
     spec = _spec_from_args(args)
-    with _workers_warmed(spec, args.processes):
+    with workers_warmed(spec, args.processes):
         with session() as s:
             sweep, plan = create_sweep(s, spec)
             sweep_id = sweep.id
@@ -244,43 +243,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     ensure_db()
     n = prepare_resume(args.sweep_id, retry_failed=args.retry_failed)
-    with _workers_warmed(None, args.processes, sweep_id=args.sweep_id, pending=n):
+    with workers_warmed(None, args.processes, sweep_id=args.sweep_id, pending=n):
         if not args.json:
             print(f"Resuming sweep {args.sweep_id}: {n} cells to run.", file=sys.stderr)
         return _run_and_report(args.sweep_id, args)
-
-
-@contextlib.contextmanager
-def _workers_warmed(
-    spec: Any, processes: int | None, *, sweep_id: int | None = None, pending: int = 0
-) -> Iterator[None]:
-    """Start the sweep's worker processes now, so they import LiteLLM while this process plans
-    (and imports it too): ready by the first call (workbench.sweeps.standby). The ones the sweep
-    did not use (planning failed, a small sweep) stop when the command ends."""
-    from workbench.sweeps import standby
-
-    _warm(spec, processes, sweep_id, pending)
-    try:
-        yield
-    finally:
-        standby.pool().stop_all()
-
-
-def _warm(spec: Any, processes: int | None, sweep_id: int | None, pending: int) -> None:
-    from workbench.db import get_engine
-    from workbench.errors import WorkbenchError
-    from workbench.sweeps import plan
-    from workbench.sweeps import processes as procs
-
-    try:
-        with session() as s:
-            if spec is None:
-                spec = plan.spec_of(plan.require_sweep(s, sweep_id))
-            else:
-                pending = plan.grid_size(s, spec)
-        procs.warm(get_engine(), pending, spec.models, processes)
-    except WorkbenchError:
-        pass  # planning says what is wrong with the spec
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
