@@ -10,7 +10,8 @@ fresh ones only when none are waiting.
 
 A standby worker (`python -m workbench worker --standby`) gets ready (imports, a first database
 connection), says `ready` on its stdout and waits on its stdin for `go SWEEP_ID SHARE_JSON`
-(`processes` has the rest of the protocol). The end of its stdin (its parent is gone) ends it;
+(`processes` has the rest of the protocol). The end of its stdin (its parent is gone) ends it,
+and so do 15 idle minutes (`worker.IDLE_SECONDS`: a previewed sweep that was never started);
 this process kills the ones it did not use when it exits. Standbys are kept per database URL:
 a worker runs sweeps of the database it was started for.
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import select
 import sys
 import threading
 from dataclasses import asdict
@@ -24,6 +25,8 @@ from workbench.db import get_engine
 from workbench.sweeps.execute import ExecutionReport, ExecutorOptions, SweepExecutor
 from workbench.sweeps.limits import Limits
 from workbench.sweeps.plan import require_sweep
+
+IDLE_SECONDS = 15 * 60  # a ready worker told nothing for this long exits
 
 
 def serve_worker(engine: Engine | None = None) -> ExecutionReport | None:
@@ -40,7 +43,10 @@ def serve_worker(engine: Engine | None = None) -> ExecutionReport | None:
     with Session(engine) as s:  # a first connection (its pool keeps it)
         s.connection()
     print("ready", flush=True)
-    go = parse_go(sys.stdin.readline())
+    # A standby nobody uses (a previewed sweep never started) gives its memory back after a while;
+    # the pool starts another on the next preview.
+    waiting, _, _ = select.select([sys.stdin], [], [], IDLE_SECONDS)
+    go = parse_go(sys.stdin.readline()) if waiting else None
     if go is None:
         return None
     sweep_id, share = go
