@@ -393,8 +393,9 @@ def test_sweep_run_starts_its_worker_before_planning_and_uses_it(proc_env, monke
 
     monkeypatch.setattr(standby.StandbyPool, "warm", warm)
     monkeypatch.setattr(processes, "WorkerProcess", fresh)
-    # 16 s on one process: the standby (5-8 s to import LiteLLM) joins; nothing waits for it.
-    proc_env.default = Reply(latency=0.8)
+    # 20 s on one process: the standby (6-8 s to import LiteLLM here, more on a busy machine)
+    # joins; nothing waits for it.
+    proc_env.default = Reply(latency=1.0)
     code = main(["sweep", "run", "--prompt", "echo", "--dataset", "rows", "--models", FAKE,
                  "--concurrency", "2", "--processes", "2", "--json"])  # fmt: skip
     assert code == 0
