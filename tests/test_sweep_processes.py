@@ -365,7 +365,11 @@ def test_a_standby_worker_runs_the_sweep_and_no_fresh_one_starts(proc_env, monke
     sweep_id = plan(concurrency=4)
     url = get_engine().url.render_as_string(hide_password=False)
     [waiting] = standby.pool().warm(url, 1)  # as `sweep run` and the Run page do, before the sweep
-    report = run_sweep(sweep_id, wait_for_workers=True)  # the default: a waiting standby goes at once
+    assert waiting.ready.wait(120)
+    # Ready for longer than a start may take (a user who read the preview for minutes): not late.
+    monkeypatch.setattr(processes, "START_TIMEOUT", 0.5)
+    time.sleep(0.6)
+    report = run_sweep(sweep_id)  # the default: a waiting standby goes at once
     assert report.processes == 2 and report.called == 40
     final = statuses(sweep_id)
     assert all(proc_env.count(m) == 1 for _, m, _ in final.values()), "a cell was called twice"

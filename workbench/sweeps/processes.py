@@ -318,7 +318,13 @@ class Supervisor:
             waiting = [w for w in self.workers if w.state in ("starting", "ready")]
             executor = self.executor
             if waiting and executor is not None and not self.handing_over:
-                late = [w for w in waiting if time.monotonic() - w.started > START_TIMEOUT]
+                # Late: still not ready long after its start (a standby that has waited ready for
+                # minutes, while the user read the preview, is not late).
+                late = [
+                    w
+                    for w in waiting
+                    if w.state == "starting" and time.monotonic() - w.started > START_TIMEOUT
+                ]
                 if executor.idle or late:  # nothing left for them, or they will not come up
                     log.debug("stopping workers not needed: idle=%s late=%s", executor.idle, len(late))
                     for w in waiting if executor.idle else late:
