@@ -85,3 +85,19 @@ def test_a_background_sweep_on_several_processes_leaves_none_behind(fake_server,
     assert fake_server.count() == 40
     assert not child_pids(), "a worker process outlived its job"
     runner.shutdown()
+
+
+def test_any_running_tells_whether_a_job_of_a_kind_is_running():
+    import threading
+
+    gate = threading.Event()
+    r = BackgroundRunner(max_workers=1)
+    try:
+        assert r.submit("sweep-7", gate.wait, 10)
+        assert r.any_running("sweep-") and not r.any_running("optimization-")
+        gate.set()
+        r.wait("sweep-7", timeout=10)
+        assert not r.any_running("sweep-")
+    finally:
+        gate.set()
+        r.shutdown()

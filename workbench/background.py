@@ -49,6 +49,11 @@ class BackgroundRunner:
             job = self._jobs.get(key)
             return job is not None and not job.done()
 
+    def any_running(self, prefix: str) -> bool:
+        """True while a job whose key starts with `prefix` has not finished."""
+        with self._lock:
+            return any(key.startswith(prefix) and not job.done() for key, job in self._jobs.items())
+
     def error(self, key: str) -> BaseException | None:
         """The exception a finished job raised, if any."""
         with self._lock:

@@ -153,3 +153,15 @@ def test_a_preview_of_a_big_sweep_starts_its_workers_while_the_user_reads(fake_r
     monkeypatch.setattr(processes, "MIN_CELLS", 10)
     setup_form(page("pages/3_Run.py"))
     assert warmed and set(warmed) == {1}  # one worker beside the server's own process
+    # While a sweep runs in this server (the page reruns after Start, the preview still drawn),
+    # no worker starts: the sweep took the standby and uses the cores.
+    from workbench.ui import background
+
+    class Busy:
+        def any_running(self, prefix):
+            return prefix == "sweep-"
+
+    monkeypatch.setattr(background, "runner", lambda: Busy())
+    warmed.clear()
+    setup_form(page("pages/3_Run.py"))
+    assert warmed == []

@@ -28,8 +28,14 @@ def start_sweep(sweep_id: int) -> bool:
 
 def warm_workers(to_call: int, models: list[str]) -> None:
     """Start the worker processes a sweep of this size would use, while the user reads the
-    preview, so a started sweep runs on every core from its first cell (workbench.sweeps.standby)."""
+    preview, so a started sweep runs on every core from its first cell (workbench.sweeps.standby).
+
+    Not while a sweep runs here: it took the standbys and uses the cores (the page reruns after
+    Start, with the preview still drawn); the next preview after it starts them.
+    """
     from workbench.db import get_engine
     from workbench.sweeps.processes import warm
 
+    if runner().any_running("sweep-"):
+        return
     warm(get_engine(), to_call, models)
