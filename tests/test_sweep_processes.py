@@ -411,3 +411,20 @@ def test_sweep_run_starts_its_worker_before_planning_and_uses_it(proc_env, monke
     assert main(["sweep", "run", "--prompt", "echo", "--dataset", "rows", "--models", FAKE,
                  "--processes", "1", "--json"]) == 0  # fmt: skip
     assert started == []
+
+
+@sqlite_only
+def test_sweep_resume_starts_workers_for_the_cells_left(proc_env, monkeypatch, capsys):
+    from workbench.cli import main
+    from workbench.sweeps import processes, standby
+
+    warmed = []
+    monkeypatch.setattr(standby.StandbyPool, "warm", lambda self, url, n: warmed.append(n) or [])
+    monkeypatch.setattr(processes, "cores", lambda: 2)
+    monkeypatch.setattr(processes, "MIN_CELLS", 40)
+    sweep_id = plan(concurrency=8)  # 40 pending cells
+    assert main(["sweep", "resume", str(sweep_id), "--json"]) == 0
+    assert warmed == [1] and proc_env.count() == 40
+    warmed.clear()
+    assert main(["sweep", "resume", str(plan(concurrency=8, max_rows=39, use_cache=False)), "--json"]) == 0
+    assert warmed == []  # 39 cells left: one process, no worker
