@@ -15,7 +15,7 @@ import pytest
 from sqlmodel import Session, col, func, select
 
 from tests.fakeserver import Reply
-from tests.sweep_helpers import FAKE, FAKE2, plan, run, seed, write_models_file
+from tests.sweep_helpers import FAKE, FAKE2, plan, run, seed
 from workbench import metrics
 from workbench.db import session_scope
 from workbench.models import Prompt, PromptVersion, Run, Score, Sweep
@@ -115,12 +115,9 @@ def assert_same_frame(got: pd.DataFrame, want: pd.DataFrame) -> None:
 
 
 @pytest.fixture
-def sweeps(fake_server, migrated, tmp_path, monkeypatch):
+def sweeps(migrated, fake_models):
     """A small earlier sweep (its cells become cache hits) and the big one: their ids."""
-    monkeypatch.setenv(
-        "WORKBENCH_MODELS", str(write_models_file(tmp_path / "models.toml", fake_server.base_url))
-    )
-    monkeypatch.setenv("WB_FAKE_KEY", "sk-fake")
+    fake_server = fake_models
     seed(4)
     with session_scope() as s:  # echo@2: the same messages with a tool to call
         store.save_version(

@@ -32,13 +32,10 @@ def cli(*args):
 
 
 @pytest.fixture
-def proc_env(fake_server, migrated, tmp_path, monkeypatch):
-    monkeypatch.setenv(
-        "WORKBENCH_MODELS", str(write_models_file(tmp_path / "models.toml", fake_server.base_url))
-    )
-    monkeypatch.setenv("WB_FAKE_KEY", "sk-fake")
+def proc_env(migrated, fake_models):
+    """The backend's database (migrated first) with the fake server's models, and 40 rows."""
     seed(40)
-    return fake_server
+    return fake_models
 
 
 def statuses(sweep_id):

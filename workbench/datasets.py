@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlmodel import Session, col, delete, func, select
 
-from workbench.errors import ImportFileError, NotFoundError, ValidationError
+from workbench.errors import ImportFileError, NotFoundError, ValidationError, json_problem
 from workbench.models import Dataset, Example, utcnow
 from workbench.prompts.store import check_name
 
@@ -115,9 +115,7 @@ def parse_json(text: str, filename: str = "file.json") -> ParsedTable:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ImportFileError(
-            f"'{filename}' is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
-        ) from None
+        raise ImportFileError(f"'{filename}' is not valid JSON: {json_problem(exc)}.") from None
     if isinstance(data, dict) and isinstance(data.get("rows"), list):
         data = data["rows"]
     if not isinstance(data, list):

@@ -10,6 +10,13 @@ flag (`workbench/cli/common.py: hint_for`), the UI as the widget to change
 
 from __future__ import annotations
 
+import json
+
+
+def json_problem(exc: json.JSONDecodeError) -> str:
+    """Where JSON text breaks, in one wording for every reader of JSON (files, variables, editors)."""
+    return f"{exc.msg} at line {exc.lineno}, column {exc.colno}"
+
 
 class WorkbenchError(Exception):
     """Base class: an error whose message is shown to the user as is."""

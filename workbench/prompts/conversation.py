@@ -20,7 +20,7 @@ import json
 import re
 from typing import Any
 
-from workbench.errors import MissingVariableError, TemplateError
+from workbench.errors import MissingVariableError, TemplateError, json_problem
 
 PLACEHOLDER = "placeholder"
 HISTORY_ROLES = ("system", "user", "assistant", "tool")
@@ -87,9 +87,7 @@ def history_messages(
         try:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
-            raise fail(
-                f"is not a JSON list of messages: {exc.msg} at line {exc.lineno}, column {exc.colno}."
-            ) from None
+            raise fail(f"is not a JSON list of messages: {json_problem(exc)}.") from None
     if not isinstance(value, list):
         raise fail(f"must hold a list of messages, not {type(value).__name__}.")
     out: list[dict[str, Any]] = []

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import ImportFileError
+from workbench.errors import ImportFileError, json_problem
 
 
 @dataclass
@@ -71,9 +71,7 @@ def read_data_file(path: Path) -> Any:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ImportFileError(
-                f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
-            ) from None
+            raise ImportFileError(f"{path} is not valid JSON: {json_problem(exc)}.") from None
     elif suffix in (".yaml", ".yml"):
         import yaml
 

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.errors import ValidationError
+from workbench.errors import ValidationError, json_problem
 
 FIELDS = ("response_format", "tools", "tool_choice")
 TOOL_CHOICES = ("auto", "none", "required")
@@ -125,7 +125,7 @@ def parse_json_text(text: str | None, *, field: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise StructuredError(
-            f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).",
+            f"not valid JSON: {json_problem(exc)}.",
             field=field,
             line=exc.lineno,
             column=exc.colno,

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from workbench.errors import ImportFileError, WorkbenchError
+from workbench.errors import ImportFileError, WorkbenchError, json_problem
 from workbench.models import Label, Prompt, PromptVersion
 from workbench.prompts import conversation, store, structured, templates
 from workbench.release.export import READABLE_VERSIONS, SCHEMA_VERSION, load_schema
@@ -111,9 +111,7 @@ def parse_document(data: bytes | str, filename: str = "export.json") -> dict[str
     try:
         doc = json.loads(data)
     except json.JSONDecodeError as exc:
-        raise ImportSchemaError(
-            f"'{filename}' is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
-        ) from None
+        raise ImportSchemaError(f"'{filename}' is not valid JSON: {json_problem(exc)}.") from None
     validate_document(doc)
     return doc
 
