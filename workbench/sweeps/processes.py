@@ -104,10 +104,16 @@ def choose_processes(
     pending = pending_cells(engine, sweep_id)
     limits = sweep_limits(spec, concurrency)
     if requested is None:
-        local_only = all(catalog.get_model(m).kind == "local" for m in limits.models)
-        requested = 1 if local_only or pending < MIN_CELLS else cores()
+        requested = default_processes(pending, list(limits.models))
     cap = max_processes(limits, spec.models, judge_model(spec))
     return max(1, min(int(requested), cap, pending)), limits
+
+
+def default_processes(to_call: int, models: list[str]) -> int:
+    """The default rule: one per core for `MIN_CELLS` or more cells that call a model that is not
+    local, else one (see the module doc)."""
+    local_only = all(catalog.get_model(m).kind == "local" for m in models)
+    return 1 if local_only or to_call < MIN_CELLS else cores()
 
 
 def _url(engine: Engine) -> str:
@@ -121,8 +127,7 @@ def wants_workers(to_call: int, models: list[str], requested: int | None = None)
     fewer): what `warm` starts standbys for.
     """
     if requested is None:
-        local_only = all(catalog.get_model(m).kind == "local" for m in models)
-        requested = 1 if local_only or to_call < MIN_CELLS else cores()
+        requested = default_processes(to_call, models)
     return max(0, min(requested, to_call) - 1)
 
 
